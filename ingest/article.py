@@ -1,0 +1,183 @@
+"""The Article record, stable ids, content hashes and date parsing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Aliases seen in real article dumps (MultiHop-RAG, newspaper3k, news-please, RSS exports).
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "title": ("title", "headline", "name"),
+    "source": ("source", "outlet", "publisher", "site_name", "site", "publication", "source_name"),
+    "author": ("author", "authors", "byline", "creator", "writer"),
+    "published_at": ("published_at", "published", "date", "pub_date", "pubdate", "published_date", "publish_date", "datetime", "date_published", "datePublished", "time", "timestamp", "created_at"),
+    "url": ("url", "link", "href", "canonical_url", "uri", "permalink"),
+    "body": ("body", "text", "content", "article", "article_text", "maintext", "description", "summary", "fulltext"),
+    "category": ("category", "section", "categories", "tags"),
+    "id": ("id", "article_id", "guid", "uid"),
+}
+
+
+def normalize_text(text: str) -> str:
+    """NFC, unified newlines, no trailing spaces, at most one blank line in a row."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()
+
+
+def _sha(s: str) -> str:
+    return hashlib.sha256(s.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def parse_date(value: Any, *, where: str = "") -> dt.datetime | None:
+    """Parse a publication date from many formats; an unparseable one is logged and becomes None.
+
+    Returns an aware datetime (UTC when no zone is given).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        d = value
+    elif isinstance(value, dt.date):
+        d = dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        v = float(value)
+        if v > 1e11:  # milliseconds
+            v /= 1000.0
+        try:
+            d = dt.datetime.fromtimestamp(v, tz=dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            log.warning("%sunparseable date %r; kept as unknown", f"{where}: " if where else "", value)
+            return None
+    else:
+        s = str(value).strip()
+        d = None
+        try:
+            d = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        if d is None:
+            try:
+                from email.utils import parsedate_to_datetime
+
+                d = parsedate_to_datetime(s)
+            except (TypeError, ValueError, IndexError):
+                d = None
+        if d is None:
+            try:
+                import dateparser
+
+                d = dateparser.parse(s, settings={"PREFER_DAY_OF_MONTH": "first", "RETURN_AS_TIMEZONE_AWARE": False, "STRICT_PARSING": False, "REQUIRE_PARTS": ["year"]})
+            except Exception:  # noqa: BLE001 - dateparser raises many types on junk
+                d = None
+        if d is None:
+            log.warning("%sunparseable date %r; kept as unknown", f"{where}: " if where else "", s[:80])
+            return None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=dt.timezone.utc)
+    if not (1800 <= d.year <= 2200):
+        log.warning("%simplausible date %r; kept as unknown", f"{where}: " if where else "", value)
+        return None
+    return d
+
+
+@dataclass
+class Article:
+    """One news article. ``text`` is the normalised body that chunk offsets refer to."""
+
+    text: str
+    title: str = ""
+    source: str = ""
+    author: str = ""
+    published_at: dt.datetime | None = None
+    url: str = ""
+    category: str = ""
+    origin: str = ""  # the file or URL it was read from
+    id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.text = normalize_text(self.text or "")
+        self.title = " ".join((self.title or "").split())
+        self.source = " ".join((self.source or "").split())
+        self.author = " ".join((self.author or "").split())
+        self.url = (self.url or "").strip()
+        if not self.id:
+            self.id = article_id(self.url, self.text)
+
+    @property
+    def date_iso(self) -> str:
+        return self.published_at.date().isoformat() if self.published_at else ""
+
+    @property
+    def content_hash(self) -> str:
+        """Changes whenever anything that ends up in the index changes."""
+        parts = [self.title, self.source, self.author, self.published_at.isoformat() if self.published_at else "", self.url, self.category, self.text]
+        return _sha("\x1f".join(parts))[:16]
+
+    def header(self) -> str:
+        """The line prefixed to every chunk for embedding and keyword search (not stored in offsets)."""
+        bits = [b for b in (self.title, self.source, self.date_iso) if b]
+        return " | ".join(bits)
+
+
+def article_id(url: str, text: str) -> str:
+    """Stable id: hash of the URL when there is one (so an edited article keeps its id), else of the text."""
+    basis = url.strip() if url and url.strip() else normalize_text(text)
+    return _sha(basis)[:16]
+
+
+def first(record: dict[str, Any], name: str) -> Any:
+    """The first non-empty value among a field's aliases (case-insensitive keys)."""
+    lower = {str(k).lower(): v for k, v in record.items()}
+    for alias in FIELD_ALIASES[name]:
+        v = lower.get(alias.lower())
+        if v not in (None, "", [], {}):
+            return v
+    return None
+
+
+def _as_text(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, list):
+        return ", ".join(_as_text(x) for x in v if x)
+    if isinstance(v, dict):
+        return str(v.get("name") or v.get("title") or v.get("@value") or "")
+    return str(v)
+
+
+def article_from_record(record: dict[str, Any], *, origin: str) -> Article:
+    """Build an Article from a JSON-ish record with common field aliases. Raises ValueError when it has no text."""
+    if not isinstance(record, dict):
+        raise ValueError(f"expected an object, got {type(record).__name__}")
+    body = first(record, "body")
+    if isinstance(body, list):
+        body = "\n\n".join(_as_text(x) for x in body)
+    text = _as_text(body)
+    if not normalize_text(text):
+        raise ValueError("article has no text (body/text/content is empty or missing)")
+    known = {a.lower() for names in FIELD_ALIASES.values() for a in names}
+    extra = {k: v for k, v in record.items() if str(k).lower() not in known and isinstance(v, (str, int, float, bool))}
+    rid = first(record, "id")
+    url = _as_text(first(record, "url"))
+    return Article(
+        text=text,
+        title=_as_text(first(record, "title")),
+        source=_as_text(first(record, "source")),
+        author=_as_text(first(record, "author")),
+        published_at=parse_date(first(record, "published_at"), where=origin),
+        url=url,
+        category=_as_text(first(record, "category")),
+        origin=origin,
+        id=str(rid) if rid not in (None, "") and not url else "",
+        extra=extra,
+    )

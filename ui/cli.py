@@ -1,0 +1,252 @@
+"""The ``byline`` command. Every subcommand calls the same library functions scripts use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import rag.config  # noqa: F401  (sets the offline switches before anything heavy is imported)
+from rag.config import Settings, load_settings
+from rag.errors import BylineError
+
+log = logging.getLogger("byline")
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data"
+DEMO_QUESTION = "Who is Ali al-Daffayi and what did he announce?"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("data_dir", "chroma_path", "chroma_url", "collection", "generator"):
+        v = getattr(args, name, None)
+        if v is not None:
+            overrides[name] = v
+    return load_settings(**overrides)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False, soft_wrap=True)
+
+
+# --- ingest / list / status / delete ---------------------------------------------------------------
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ingest.pipeline import Ingestor
+
+    console = _console()
+    ingestor = Ingestor(settings)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=args.quiet or args.json or not sys.stdout.isatty()) as prog:
+        arts = prog.add_task("articles", total=None)
+        chunks = prog.add_task("chunks embedded", total=None)
+
+        def progress(event: str, n: int) -> None:
+            prog.advance(arts if event == "article" else chunks, n)
+
+        report = ingestor.ingest(args.paths, progress=progress)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for err in report.errors:
+            console.print(f"[red]error[/red] {err.source}: {err.reason}", markup=True, highlight=False)
+        console.print(report.summary())
+    return 1 if report.errors and not (report.added or report.updated or report.unchanged) else (2 if report.errors else 0)
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.store import Store
+
+    arts = Store(settings).articles()
+    if args.json:
+        print(json.dumps([a.__dict__ for a in arts], indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table("id", "date", "outlet", "title", "chunks")
+    for a in arts:
+        table.add_row(a.id, a.date or "unknown", a.source or "-", a.title or "(untitled)", str(a.n_chunks))
+    _console().print(table)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.store import Store
+
+    st = Store(settings).stats()
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    c = _console()
+    c.print(f"Store:    {st['store']} (collection {st['collection']})")
+    c.print(f"Articles: {st['articles']}   Chunks: {st['chunks']}   Undated: {st['undated']}")
+    c.print(f"Dates:    {st['first_date'] or '-'} … {st['last_date'] or '-'}")
+    c.print("Outlets:  " + (", ".join(f"{k} ({v})" for k, v in st["outlets"].items()) or "-"))
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.pipeline import Ingestor
+
+    ingestor = Ingestor(settings)
+    missing = 0
+    for aid in args.ids:
+        n = ingestor.delete(aid)
+        if n:
+            print(f"deleted {aid} ({n} chunks)")
+        else:
+            print(f"no article with id {aid}", file=sys.stderr)
+            missing += 1
+    return 1 if missing else 0
+
+
+# --- ask / demo ------------------------------------------------------------------------------------
+def _filters(args: argparse.Namespace) -> dict[str, Any] | None:
+    f: dict[str, Any] = {}
+    if getattr(args, "source", None):
+        f["sources"] = args.source
+    if getattr(args, "since", None):
+        f["date_from"] = args.since
+    if getattr(args, "until", None):
+        f["date_to"] = args.until
+    return f or None
+
+
+def print_answer(answer: Any, console: Any) -> None:
+    from ui.format import answer_to_terminal
+
+    console.print(answer_to_terminal(answer), markup=False, highlight=False)
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    import rag
+
+    question = " ".join(args.question)
+    if args.json:
+        a = rag.ask(question, filters=_filters(args), settings=settings)
+        print(json.dumps(a.as_dict(), indent=2, ensure_ascii=False))
+        return 0
+    console = _console()
+    answer = None
+    streamed = False
+    for piece in rag.ask_stream(question, filters=_filters(args), settings=settings):
+        if isinstance(piece, str):
+            if not args.no_stream and sys.stdout.isatty():
+                console.print(piece, end="", markup=False, highlight=False)
+                streamed = True
+        else:
+            answer = piece
+    if streamed:
+        console.print("\n")
+    assert answer is not None
+    print_answer(answer, console)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    import rag
+    from ingest.pipeline import Ingestor
+
+    console = _console()
+    console.print(f"Ingesting the sample articles in {SAMPLE_DIR} …")
+    report = Ingestor(settings).ingest([str(SAMPLE_DIR)])
+    console.print(report.summary())
+    question = args.question or DEMO_QUESTION
+    console.print(f"\nQ: {question}\n", markup=False)
+    answer = rag.ask(question, settings=settings)
+    print_answer(answer, console)
+    console.print("\nNext: `byline ask \"...\"`, `byline chat` (opens http://127.0.0.1:7860), `byline ingest PATH...`.")
+    return 0
+
+
+# --- chat / eval live in their own modules -------------------------------------------------------
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from ui.app import run_from_cli
+
+    return run_from_cli(args, settings)
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from ui.evaluate import run_from_cli
+
+    return run_from_cli(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="byline", description="Ask a news archive; get answers with numbered citations.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", dest="data_dir", help="Byline's data folder (BYLINE_DATA_DIR)")
+    common.add_argument("--chroma-path", dest="chroma_path", help="embedded Chroma folder (BYLINE_CHROMA_PATH)")
+    common.add_argument("--chroma-url", dest="chroma_url", help="Chroma server URL (BYLINE_CHROMA_URL)")
+    common.add_argument("--collection", help="Chroma collection (BYLINE_COLLECTION)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("ingest", parents=[common], help="add files, folders, URLs or feeds to the archive")
+    s.add_argument("paths", nargs="+", help="files, folders, http(s) URLs, RSS/Atom feed URLs")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("list", parents=[common], help="list indexed articles")
+    s.set_defaults(func=cmd_list)
+    s = sub.add_parser("status", parents=[common], help="index statistics")
+    s.set_defaults(func=cmd_status)
+    s = sub.add_parser("delete", parents=[common], help="remove articles by id")
+    s.add_argument("ids", nargs="+")
+    s.set_defaults(func=cmd_delete)
+
+    for name in ("ask", "demo"):
+        s = sub.add_parser(name, parents=[common], help="ask a question" if name == "ask" else "ingest data/ and answer a sample question")
+        s.add_argument("question", nargs="+" if name == "ask" else "?", help="the question")
+        s.add_argument("--generator", choices=["auto", "local", "openai", "extractive"], help="answer generator (BYLINE_GENERATOR)")
+        s.add_argument("--source", action="append", help="only this outlet (repeatable)")
+        s.add_argument("--since", help="only articles on or after YYYY-MM-DD")
+        s.add_argument("--until", help="only articles on or before YYYY-MM-DD")
+        s.add_argument("--no-stream", action="store_true", help="print the answer only when complete")
+        s.set_defaults(func=cmd_ask if name == "ask" else cmd_demo)
+
+    for name in ("chat", "serve"):
+        s = sub.add_parser(name, parents=[common], help="open the chat in a browser (127.0.0.1)")
+        s.add_argument("--host", help="address to bind (default 127.0.0.1; others need --auth)")
+        s.add_argument("--port", type=int, help="port (default 7860)")
+        s.add_argument("--auth", help="user:password required to use the chat")
+        s.add_argument("--generator", choices=["auto", "local", "openai", "extractive"])
+        s.set_defaults(func=cmd_chat)
+
+    s = sub.add_parser("eval", parents=[common], help="evaluate retrieval and answers on a question set")
+    try:
+        from ui.evaluate import add_arguments
+    except ImportError:  # evaluation module not installed in this build
+        add_arguments = None
+    if add_arguments:
+        add_arguments(s)
+    s.set_defaults(func=cmd_eval)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        for noisy in ("sentence_transformers", "httpx", "chromadb", "transformers"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        settings = _settings(args)
+        return int(args.func(args, settings) or 0)
+    except BylineError as exc:
+        print(f"byline: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("byline: interrupted; re-run the same command to finish (ingest is idempotent)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
