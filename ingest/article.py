@@ -42,28 +42,30 @@ def parse_date(value: Any, *, where: str = "") -> dt.datetime | None:
 
     Returns an aware datetime (UTC when no zone is given).
     """
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, dt.datetime):
         d = value
     elif isinstance(value, dt.date):
         d = dt.datetime(value.year, value.month, value.day)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        v = float(value)
-        if v > 1e11:  # milliseconds
-            v /= 1000.0
-        try:
-            d = dt.datetime.fromtimestamp(v, tz=dt.timezone.utc)
-        except (OverflowError, OSError, ValueError):
+        d = _from_number(value)
+        if d is None:
             log.warning("%sunparseable date %r; kept as unknown", f"{where}: " if where else "", value)
             return None
     else:
         s = str(value).strip()
         d = None
-        try:
-            d = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
-        except ValueError:
-            pass
+        if re.fullmatch(r"-?\d{9,13}(\.\d+)?", s):
+            # A Unix timestamp (seconds or milliseconds) that arrived as a string.
+            d = _from_number(float(s))
+        elif re.fullmatch(r"\d{8}", s):
+            d = _from_number(int(s))
+        if d is None:
+            try:
+                d = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+            except ValueError:
+                pass
         if d is None:
             try:
                 from email.utils import parsedate_to_datetime
@@ -75,7 +77,11 @@ def parse_date(value: Any, *, where: str = "") -> dt.datetime | None:
             try:
                 import dateparser
 
-                d = dateparser.parse(s, settings={"PREFER_DAY_OF_MONTH": "first", "RETURN_AS_TIMEZONE_AWARE": False, "STRICT_PARSING": False, "REQUIRE_PARTS": ["year"]})
+                # Only absolute dates: "yesterday" or "2 days ago" in a stored record has no fixed meaning,
+                # and a bare "2024" must not silently become today's month of 2024.
+                d = dateparser.parse(s, languages=None, settings={
+                    "PREFER_DAY_OF_MONTH": "first", "PREFER_MONTH_OF_YEAR": "first", "RETURN_AS_TIMEZONE_AWARE": False,
+                    "STRICT_PARSING": False, "REQUIRE_PARTS": ["year"], "PARSERS": ["timestamp", "custom-formats", "absolute-time"]})
             except Exception:  # noqa: BLE001 - dateparser raises many types on junk
                 d = None
         if d is None:
@@ -87,6 +93,24 @@ def parse_date(value: Any, *, where: str = "") -> dt.datetime | None:
         log.warning("%simplausible date %r; kept as unknown", f"{where}: " if where else "", value)
         return None
     return d
+
+
+def _from_number(value: float | int) -> dt.datetime | None:
+    """A Unix timestamp in seconds or milliseconds, or a YYYYMMDD integer; None when it is neither."""
+    if isinstance(value, int) and 18000101 <= value <= 22001231:
+        try:
+            return dt.datetime(value // 10000, value // 100 % 100, value % 100, tzinfo=dt.timezone.utc)
+        except ValueError:
+            pass
+    v = float(value)
+    if v <= 0:  # 0 (or negative) is how many exports spell "no date"
+        return None
+    if v > 1e11:  # milliseconds
+        v /= 1000.0
+    try:
+        return dt.datetime.fromtimestamp(v, tz=dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 @dataclass
@@ -151,7 +175,7 @@ def _as_text(v: Any) -> str:
     if isinstance(v, list):
         return ", ".join(_as_text(x) for x in v if x)
     if isinstance(v, dict):
-        return str(v.get("name") or v.get("title") or v.get("@value") or "")
+        return str(v.get("name") or v.get("title") or v.get("text") or v.get("value") or v.get("@value") or "")
     return str(v)
 
 

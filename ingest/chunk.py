@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from typing import Callable
 
 from llama_index.core.node_parser import SentenceSplitter
 
 from ingest.article import Article
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,51 +41,82 @@ class Chunker:
         text = article.text
         pieces = [p for p in self.splitter.split_text(text) if p.strip()]
         chunks: list[Chunk] = []
-        cursor = 0
+        prev_start, prev_end = -1, 0
         for piece in pieces:
-            start, end = _locate(text, piece, cursor)
+            # Each chunk must start after the previous one and reach past its end; without the
+            # second condition a repeated passage would be matched to an earlier copy, leaving
+            # a stretch of the article in no chunk at all.
+            start, end = _locate(text, piece, prev_start + 1, prev_end)
             if end <= start:
                 continue
             chunks.append(Chunk(article.id, len(chunks), start, end, text[start:end]))
-            # Overlapping chunks start before the previous end; only require forward progress.
-            cursor = start + 1
+            prev_start, prev_end = start, max(prev_end, end)
         return chunks
 
 
-def _locate(text: str, piece: str, cursor: int) -> tuple[int, int]:
-    """Find ``piece`` in ``text`` at or after ``cursor``; tolerate whitespace the splitter changed."""
+def _locate(text: str, piece: str, lo: int, min_end: int) -> tuple[int, int]:
+    """Span of ``piece`` in ``text`` starting at or after ``lo`` and, if possible, ending after ``min_end``.
+
+    The splitter may drop, add or change whitespace, so matching falls back to a pattern that
+    ignores whitespace; the span returned is always a slice of the article's own text.
+    """
     piece = piece.strip()
-    i = text.find(piece, cursor)
-    if i < 0:
-        i = text.find(piece)
-    if i >= 0:
-        return i, i + len(piece)
-    # Whitespace differs: anchor on the first and last words.
+    first = -1
+    i = text.find(piece, lo)
+    while i >= 0:
+        if first < 0:
+            first = i
+        if i + len(piece) > min_end:
+            return i, i + len(piece)
+        i = text.find(piece, i + 1)
+    span = _find_ignoring_ws(text, piece, lo, min_end)
+    if span:
+        return span
+    if first >= 0:  # only copies inside the previous chunk: keep the first one
+        return first, first + len(piece)
+    # Whitespace-insensitive search failed too (the splitter changed a character): anchor on
+    # the first and last words.
     words = piece.split()
     head = " ".join(words[:6])
     tail = " ".join(words[-6:])
-    s = _find_ws(text, head, cursor)
+    s = _find_ws(text, head, lo)
     if s < 0:
         s = _find_ws(text, head, 0)
     if s < 0:
-        return cursor, cursor
+        # Should not happen; say so rather than lose text quietly.
+        log.warning("chunk not found in article text, skipped: %r", piece[:80])
+        return lo, lo
     e = _find_ws(text, tail, s)
     if e < 0:
         return s, min(len(text), s + len(piece))
     return s, _end_ws(text, tail, e)
 
 
-def _find_ws(text: str, needle: str, start: int) -> int:
-    import re
+def _find_ignoring_ws(text: str, piece: str, lo: int, min_end: int) -> tuple[int, int] | None:
+    chars = [c for c in piece if not c.isspace()]
+    if not chars:
+        return None
+    pat = re.compile(r"\s*".join(re.escape(c) for c in chars))
+    first: tuple[int, int] | None = None
+    pos = lo
+    while pos <= len(text):
+        m = pat.search(text, pos)
+        if not m:
+            break
+        if m.end() > min_end:
+            return m.start(), m.end()
+        first = first or (m.start(), m.end())
+        pos = m.start() + 1
+    return first
 
+
+def _find_ws(text: str, needle: str, start: int) -> int:
     pat = r"\s+".join(re.escape(w) for w in needle.split())
     m = re.compile(pat).search(text, start)
     return m.start() if m else -1
 
 
 def _end_ws(text: str, needle: str, start: int) -> int:
-    import re
-
     pat = r"\s+".join(re.escape(w) for w in needle.split())
     m = re.compile(pat).search(text, start)
     return m.end() if m else start

@@ -33,28 +33,51 @@ HTTP_TIMEOUT = 15.0
 
 
 # --- decoding -------------------------------------------------------------------------------------
-def decode_bytes(data: bytes, source: str) -> str:
-    """Decode text in UTF-8 (with or without BOM), UTF-16 (BOM), else Latin-1/CP1252; reject binaries."""
+def decode_bytes(data: bytes, source: str, charset: str = "") -> str:
+    """Decode text in UTF-8 (with or without BOM), UTF-16 (BOM), else CP1252/Latin-1; reject binaries.
+
+    ``charset`` is a hint from an HTTP Content-Type header, tried after the BOMs and UTF-8.
+    """
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace")
+        return _check_text(data[3:].decode("utf-8", errors="replace"), source)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16", errors="replace")
+        return _check_text(data.decode("utf-16", errors="replace"), source)
     sample = data[:8192]
     if b"\x00" in sample:
-        # UTF-16 without a BOM shows as every other byte zero; anything else with NULs is binary.
-        if len(sample) >= 4 and sample[1::2].count(0) > len(sample) * 0.4:
-            return data.decode("utf-16-le", errors="replace")
-        if len(sample) >= 4 and sample[0::2].count(0) > len(sample) * 0.4:
-            return data.decode("utf-16-be", errors="replace")
+        # UTF-16 without a BOM: one half of the bytes is (almost) all zero and the other is not.
+        # Anything else with NULs is binary (an image, an archive, an office file).
+        n = len(sample) / 2
+        if len(sample) >= 4:
+            odd, even = sample[1::2].count(0), sample[0::2].count(0)
+            if odd > n * 0.4 and even < n * 0.1:
+                return _check_text(data.decode("utf-16-le", errors="replace"), source)
+            if even > n * 0.4 and odd < n * 0.1:
+                return _check_text(data.decode("utf-16-be", errors="replace"), source)
         raise IngestError(source, "binary file, not text")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        text = data.decode("cp1252", errors="replace")
-        ctrl = sum(1 for ch in text[:4000] if ord(ch) < 32 and ch not in "\n\r\t\f")
-        if ctrl > 40:
-            raise IngestError(source, "binary file, not text") from None
-        return text
+        pass
+    if charset:
+        try:
+            return _check_text(data.decode(charset), source)
+        except (LookupError, UnicodeDecodeError):
+            pass
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        # cp1252 leaves five bytes undefined; Latin-1 maps every byte, so nothing is lost.
+        text = data.decode("latin-1")
+    return _check_text(text, source)
+
+
+def _check_text(text: str, source: str) -> str:
+    """Reject decoded "text" that is mostly control characters or replacement marks (a binary)."""
+    head = text[:4000]
+    bad = sum(1 for ch in head if (ord(ch) < 32 and ch not in "\n\r\t\f") or ch == "\ufffd")
+    if head and bad > max(40, len(head) * 0.05):
+        raise IngestError(source, "binary file, not text")
+    return text
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -73,14 +96,20 @@ def _need_text(article: Article, source: str) -> Article:
 
 
 # --- plain text and markdown ---------------------------------------------------------------------
-_FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
-_HEADER_LINE = re.compile(r"^(title|source|outlet|author|date|published|published_at|url|link|category)\s*:\s*(.+)$", re.I)
+# YAML between '---' lines; the closing line may end the file, the block may be empty.
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
+_HEADER_LINE = re.compile(
+    r"^(title|headline|source|outlet|publisher|site|author|authors|byline|date|published|published_at|pubdate|"
+    r"publish_date|url|link|canonical_url|category|section|tags)\s*:\s*(.+)$",
+    re.I,
+)
 
 
 def parse_text_document(text: str, source: str) -> Article:
     """Text or Markdown with optional YAML front matter (or ``Key: value`` header lines in .txt)."""
     meta: dict[str, Any] = {}
-    m = _FRONT_MATTER.match(text.lstrip("\ufeff"))
+    text = text.lstrip("\ufeff")
+    m = _FRONT_MATTER.match(text)
     if m:
         import yaml
 
@@ -90,8 +119,8 @@ def parse_text_document(text: str, source: str) -> Article:
             raise IngestError(source, f"bad YAML front matter: {str(exc).splitlines()[0]}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise IngestError(source, "front matter is not a mapping of fields")
-        meta = loaded or {}
-        body = text.lstrip("\ufeff")[m.end() :]
+        meta = {str(k): v for k, v in (loaded or {}).items()}
+        body = text[m.end() :]
     else:
         lines = text.split("\n")
         i = 0
@@ -127,11 +156,17 @@ def parse_html(html: str, source: str, url: str = "") -> Article:
     """Main text via trafilatura (boilerplate dropped); metadata from <title>, <meta> and JSON-LD."""
     import trafilatura
 
-    try:
-        raw = trafilatura.extract(html, url=url or None, output_format="json", with_metadata=True, include_comments=False, include_tables=False, favor_precision=True)
-    except Exception as exc:  # noqa: BLE001 - lxml raises on some broken pages
-        raise IngestError(source, f"cannot parse HTML: {exc}") from None
-    data = json.loads(raw) if raw else {}
+    data: dict[str, Any] = {}
+    # Precision first (drops teasers and link lists); a short page it rejects gets a second, recall-first try.
+    for mode in ({"favor_precision": True}, {"favor_recall": True}):
+        try:
+            raw = trafilatura.extract(html, url=url or None, output_format="json", with_metadata=True,
+                                      include_comments=False, include_tables=False, **mode)
+        except Exception as exc:  # noqa: BLE001 - lxml raises on some broken pages
+            raise IngestError(source, f"cannot parse HTML: {exc}") from None
+        data = json.loads(raw) if raw else {}
+        if (data.get("text") or "").strip():
+            break
     ld = _json_ld(html)
     text = data.get("text") or ""
     if not text.strip():
@@ -148,15 +183,25 @@ def parse_html(html: str, source: str, url: str = "") -> Article:
         publisher = publisher.get("name")
     art = Article(
         text=text,
-        title=str(title),
-        source=str(publisher or data.get("sitename") or data.get("hostname") or ""),
+        title=_as_str(title),
+        # trafilatura's JSON output calls the site name "source-hostname" and the page URL "source".
+        source=_as_str(publisher or data.get("sitename") or data.get("source-hostname") or data.get("hostname")),
         author=str(author),
         published_at=parse_date(date, where=source),
-        url=url or data.get("url") or ld.get("url") or "",
+        url=url or _as_str(ld.get("url")) or _as_str(data.get("url") or data.get("source")),
         category=str(data.get("categories") or ""),
         origin=source,
     )
     return _need_text(art, source)
+
+
+def _as_str(v: Any) -> str:
+    """JSON-LD values can be lists or objects; take the first plain string."""
+    if isinstance(v, list):
+        v = v[0] if v else ""
+    if isinstance(v, dict):
+        v = v.get("@id") or v.get("url") or v.get("name") or ""
+    return str(v or "")
 
 
 def _json_ld(html: str) -> dict[str, Any]:
@@ -183,6 +228,16 @@ def _json_ld(html: str) -> dict[str, Any]:
 
 # --- JSON / JSONL --------------------------------------------------------------------------------
 def parse_json_records(text: str, source: str, lines: bool) -> Iterator[Item]:
+    """Records from JSON or JSON Lines; a file with no record at all is one error, not silence."""
+    n = 0
+    for item in _json_records(text, source, lines):
+        n += 1
+        yield item
+    if n == 0:
+        yield IngestError(source, "no articles in the file (empty list or only blank lines)")
+
+
+def _json_records(text: str, source: str, lines: bool) -> Iterator[Item]:
     if lines:
         for n, line in enumerate(text.split("\n"), 1):
             if not line.strip():
@@ -232,14 +287,26 @@ def parse_pdf(data: bytes, source: str) -> Article:
     text = "\n\n".join(pages)
     if not normalize_text(text):
         raise IngestError(source, "PDF has no text layer (scanned image?); run OCR first")
-    title = str(info.get("/Title") or "") if info else ""
+    title = _pdf_field(info, "/Title")
     return Article(
         text=text,
         title=title or Path(source).stem,
-        author=str(info.get("/Author") or "") if info else "",
+        author=_pdf_field(info, "/Author"),
         published_at=_pdf_date(info.get("/CreationDate") if info else None, source),
         origin=source,
     )
+
+
+# What PDF writers put in /Title and /Author when nobody set them (reportlab, Word, LaTeX).
+_PDF_PLACEHOLDERS = {"untitled", "anonymous", "unknown", "unspecified", "none", "microsoft word", "(anonymous)"}
+
+
+def _pdf_field(info: Any, key: str) -> str:
+    try:
+        v = str(info.get(key) or "").strip() if info else ""
+    except Exception:  # noqa: BLE001 - broken info dictionaries
+        return ""
+    return "" if v.lower() in _PDF_PLACEHOLDERS or v.lower().startswith("microsoft word -") else v
 
 
 def _pdf_date(v: Any, source: str) -> Any:
@@ -268,6 +335,9 @@ def parse_feed(data: bytes, source: str, *, fetch_pages: bool = True) -> Iterato
     if feed.bozo and not feed.entries:
         yield IngestError(source, f"broken feed: {feed.get('bozo_exception')}")
         return
+    if not feed.entries:
+        yield IngestError(source, "no entries in the feed (not an RSS/Atom feed?)")
+        return
     outlet = feed.feed.get("title", "") if feed.get("feed") else ""
     for n, e in enumerate(feed.entries):
         where = f"{source}#{n}"
@@ -279,6 +349,8 @@ def parse_feed(data: bytes, source: str, *, fetch_pages: bool = True) -> Iterato
                 page = fetch_url_article(link)
             except IngestError as exc:
                 log.info("feed entry %s: page not used (%s); using the entry text", where, exc.reason)
+            except Exception as exc:  # noqa: BLE001 - a broken page falls back to the entry text too
+                log.info("feed entry %s: page not used (%s: %s); using the entry text", where, type(exc).__name__, exc)
         if page is not None:
             page.title = page.title or e.get("title", "")
             page.source = page.source or outlet
@@ -313,68 +385,97 @@ def _html_to_text(fragment: str) -> str:
 
 # --- URLs ----------------------------------------------------------------------------------------
 def _http_get(url: str) -> tuple[bytes, str, str]:
+    """GET a URL: (body, content type, final URL). Every failure is an IngestError naming the URL."""
     import httpx
 
+    timeout = float(HTTP_TIMEOUT)  # read at call time so tests and callers can lower it
     try:
-        with httpx.Client(follow_redirects=True, timeout=HTTP_TIMEOUT, headers={"User-Agent": "Byline/0.1 (+news archive ingester)"}) as client:
-            r = client.get(url)
+        with httpx.Client(follow_redirects=True, timeout=timeout, headers={"User-Agent": "Byline/0.1 (+news archive ingester)"}) as client:
+            with client.stream("GET", url) as r:
+                if r.status_code >= 400:
+                    raise IngestError(url, f"HTTP {r.status_code} {r.reason_phrase}".rstrip())
+                declared = r.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > MAX_FILE_BYTES:
+                    raise IngestError(url, f"response too large ({int(declared) / 1e6:.1f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB)")
+                # Stream with a cap, so a huge or endless response cannot fill memory.
+                buf = bytearray()
+                for part in r.iter_bytes():
+                    buf += part
+                    if len(buf) > MAX_FILE_BYTES:
+                        raise IngestError(url, f"response too large (> {MAX_FILE_BYTES / 1e6:.0f} MB)")
+                return bytes(buf), r.headers.get("content-type", "").lower(), str(r.url)
     except httpx.TimeoutException:
-        raise IngestError(url, f"timed out after {HTTP_TIMEOUT:.0f} s") from None
+        raise IngestError(url, f"timed out after {timeout:g} s") from None
+    except httpx.InvalidURL as exc:
+        raise IngestError(url, f"invalid URL: {exc}") from None
     except httpx.HTTPError as exc:
-        raise IngestError(url, f"cannot fetch: {exc}") from None
-    if r.status_code >= 400:
-        raise IngestError(url, f"HTTP {r.status_code} {r.reason_phrase}")
-    if len(r.content) > MAX_FILE_BYTES:
-        raise IngestError(url, "response too large")
-    return r.content, r.headers.get("content-type", ""), str(r.url)
+        raise IngestError(url, f"cannot fetch: {exc or type(exc).__name__}") from None
 
 
-def fetch_url_article(url: str) -> Article:
-    data, ctype, final = _http_get(url)
+def _charset(ctype: str) -> str:
+    m = re.search(r"charset=[\"']?([\w.:-]+)", ctype)
+    return m.group(1) if m else ""
+
+
+def _is_html(ctype: str, text: str) -> bool:
+    head = text[:5000].lower()
+    return "html" in ctype or "<html" in head or "<body" in head or "<!doctype html" in head
+
+
+def _parse_response(data: bytes, ctype: str, url: str, final: str) -> Iterator[Item]:
+    """One fetched page (not a feed): HTML, PDF, JSON or plain text. Raises IngestError."""
     if "pdf" in ctype or data[:5] == b"%PDF-":
         art = parse_pdf(data, url)
         art.url = final
-        return art
-    text = decode_bytes(data, url)
-    if "json" in ctype:
+        art.id = ""
+        art.__post_init__()  # id from the URL, like every other fetched article
+        yield art
+        return
+    if not data.strip():
+        raise IngestError(url, "empty response")
+    text = decode_bytes(data, url, _charset(ctype))
+    if "json" in ctype or (not _is_html(ctype, text) and text.lstrip()[:1] in ("{", "[")):
         items = list(parse_json_records(text, url, lines=False))
-        arts = [a for a in items if isinstance(a, Article)]
-        if not arts:
-            raise IngestError(url, "no article in JSON response")
-        return arts[0]
-    if "html" in ctype or "<html" in text[:2000].lower() or "<body" in text[:5000].lower():
-        return parse_html(text, url, url=final)
-    return _need_text(Article(text=text, url=final, origin=url, title=final.rsplit("/", 1)[-1]), url)
+        arts = [i for i in items if isinstance(i, Article)]
+        if len(arts) == 1 and not arts[0].url:
+            # A single record without its own link is the page at this URL.
+            arts[0].url = final
+            arts[0].id = ""
+            arts[0].__post_init__()
+        yield from items
+    elif _is_html(ctype, text):
+        yield parse_html(text, url, url=final)
+    else:
+        art = parse_text_document(text, url)
+        art.url = art.url or final
+        art.id = ""
+        art.__post_init__()
+        yield art
+
+
+def fetch_url_article(url: str) -> Article:
+    """The one article at a URL (a feed entry's page). Raises IngestError."""
+    data, ctype, final = _http_get(url)
+    items = list(_parse_response(data, ctype, url, final))
+    for item in items:
+        if isinstance(item, Article):
+            return item
+    err = next((i for i in items if isinstance(i, IngestError)), None)
+    raise err or IngestError(url, "no article at this URL")
 
 
 def load_url(url: str) -> Iterator[Item]:
     try:
         data, ctype, final = _http_get(url)
-    except IngestError as exc:
-        yield exc
-        return
-    try:
         if looks_like_feed(data, ctype):
             yield from parse_feed(data, url)
-            return
-        if "pdf" in ctype or data[:5] == b"%PDF-":
-            art = parse_pdf(data, url)
-            art.url = final
-            yield art
-            return
-        text = decode_bytes(data, url)
-        if "json" in ctype:
-            yield from parse_json_records(text, url, lines=False)
-        elif "html" in ctype or "<html" in text[:2000].lower() or "<body" in text[:5000].lower():
-            yield parse_html(text, url, url=final)
         else:
-            art = parse_text_document(text, url)
-            art.url = art.url or final
-            art.id = ""
-            art.__post_init__()
-            yield art
+            yield from _parse_response(data, ctype, url, final)
     except IngestError as exc:
         yield exc
+    except Exception as exc:  # noqa: BLE001 - one bad page must not end the batch
+        log.exception("unexpected error reading %s", url)
+        yield IngestError(url, f"unexpected error: {type(exc).__name__}: {exc}")
 
 
 # --- files and folders ---------------------------------------------------------------------------
@@ -401,6 +502,9 @@ def load_file(path: Path) -> Iterator[Item]:
         yield exc
     except OSError as exc:
         yield IngestError(source, f"cannot read file: {exc.strerror or exc}")
+    except Exception as exc:  # noqa: BLE001 - one bad file must not end the batch
+        log.exception("unexpected error reading %s", source)
+        yield IngestError(source, f"unexpected error: {type(exc).__name__}: {exc}")
 
 
 def iter_files(root: Path) -> Iterator[Path]:
@@ -422,7 +526,11 @@ def load_sources(sources: Iterable[str | Path]) -> Iterator[Item]:
             continue
         p = Path(s).expanduser()
         if p.is_dir():
-            files = list(iter_files(p))
+            try:
+                files = list(iter_files(p))
+            except OSError as exc:
+                yield IngestError(s, f"cannot read folder: {exc.strerror or exc}")
+                continue
             if not files:
                 yield IngestError(s, f"no supported files in folder (looked for {', '.join(sorted(SUPPORTED))})")
             for f in files:

@@ -110,6 +110,8 @@ class Ingestor:
                 continue
             if not item.text.strip():
                 report.errors.append(IngestError(item.origin or item.id, "article has no text"))
+                if progress:
+                    progress("article", 1)
                 continue
             group[item.id] = item  # same id twice in one run: the later copy wins
             if len(group) >= 64:
@@ -129,8 +131,8 @@ class Ingestor:
             stored = states.get(aid, {})
             h = art.content_hash
             current = stored.get(h, [])
-            stale = [cid for hh, rows in stored.items() if hh != h for cid, _ in rows]
-            if current and len(current) == current[0][1] and not stale:
+            old = [cid for hh, rows in stored.items() if hh != h for cid, _ in rows]
+            if current and len(current) == current[0][1] and not old:
                 report.unchanged += 1
                 if progress:
                     progress("article", 1)
@@ -138,9 +140,14 @@ class Ingestor:
             chunks = self.chunker.split(art)
             if not chunks:
                 report.errors.append(IngestError(art.origin or aid, "article has no text to index"))
+                if progress:
+                    progress("article", 1)
                 continue
+            # Chunk ids are article id + index, so a new chunk usually reuses an old id: the upsert
+            # overwrites it, and only ids the new version does not have are stale (deleting the rest
+            # would delete the freshly written chunks).
             keep = {c.id for c in chunks}
-            stale += [cid for cid, _ in current if cid not in keep]
+            stale = sorted({cid for cid in old + [cid for cid, _ in current] if cid not in keep})
             todo.append((art, chunks, stale))
             if stored:
                 report.updated += 1

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import rag.config  # noqa: F401  (offline switches first)
-from rag.answer import ask, ask_stream
 from rag.config import Settings, load_settings
 from rag.errors import BylineError, ConfigError, GeneratorError, IngestError, ModelError, QuestionError, StoreError
 from rag.types import Answer, Citation, Filters, Passage
@@ -17,3 +18,12 @@ __all__ = [
     "ask", "ask_stream", "Answer", "Citation", "Filters", "Passage", "Settings", "load_settings",
     "BylineError", "ConfigError", "GeneratorError", "IngestError", "ModelError", "QuestionError", "StoreError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The answer pipeline pulls in llama-index, torch and Chroma: import it only when asked for.
+    if name in ("ask", "ask_stream"):
+        from rag import answer
+
+        return getattr(answer, name)
+    raise AttributeError(f"module 'rag' has no attribute {name!r}")

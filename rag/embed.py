@@ -37,6 +37,7 @@ class SentenceTransformerEmbedding(BaseEmbedding):
     model_path: str = ""
     _model: Any = PrivateAttr()
     _lock: Any = PrivateAttr()
+    _sentence_cache: Any = PrivateAttr()
 
     def __init__(self, model_path: str, embed_batch_size: int = 32, **kwargs: Any) -> None:
         super().__init__(model_name=Path(model_path).name, embed_batch_size=embed_batch_size, model_path=model_path, **kwargs)
@@ -49,6 +50,7 @@ class SentenceTransformerEmbedding(BaseEmbedding):
         except Exception as exc:  # noqa: BLE001 - any load failure is a model problem for the user
             raise ModelError(f"cannot load embedding model from {model_path!r}: {exc}") from exc
         self._lock = threading.Lock()
+        self._sentence_cache = {}
 
     @classmethod
     def class_name(cls) -> str:
@@ -68,6 +70,17 @@ class SentenceTransformerEmbedding(BaseEmbedding):
     def tokenize(self, text: str) -> list[int]:
         """The model's own word pieces, without special tokens: chunk sizes are counted in these."""
         return self._model.tokenizer.encode(text, add_special_tokens=False, verbose=False)
+
+    def embed_cached(self, texts: Sequence[str]) -> list[list[float]]:
+        """Like ``embed`` but remembers recent texts: the same passage sentences recur across questions."""
+        cache = self._sentence_cache
+        todo = list(dict.fromkeys(t for t in texts if t not in cache))
+        if todo:
+            for t, v in zip(todo, self.embed(todo)):
+                cache[t] = v
+            while len(cache) > 50_000:
+                cache.pop(next(iter(cache)))
+        return [cache[t] for t in texts]
 
     def embed(self, texts: Sequence[str], batch_size: int | None = None, on_batch: Callable[[int], None] | None = None) -> list[list[float]]:
         """Embed many texts; ``on_batch(n)`` is called after each batch (for progress bars)."""

@@ -1,0 +1,197 @@
+"""Citation markers: parse them out of generated text, check each sentence against what it cites, renumber.
+
+Nothing the model says about its sources is trusted: a marker that points outside the passages is
+dropped, a sentence is kept only when the passage it cites (or, failing that, another shown passage)
+supports it, and the surviving citations are renumbered 1..n in order of appearance.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from rag.prompts import REFUSAL_MARKERS
+from rag.text import content_words, lexical_support, numbers, split_sentences
+from rag.types import Citation, Passage
+
+MARKER = re.compile(r"\s*\[(\d{1,3}(?:\s*[,;–-]\s*\d{1,3})*)\]")
+# Generators also write "[Passage 2]", "(2)", "【2】": normalise what is unambiguous.
+_ALT_MARKERS = [(re.compile(r"\[(?:passage|source|doc)\s*(\d{1,3})\]", re.I), r"[\1]"), (re.compile(r"【(\d{1,3})】"), r"[\1]")]
+
+
+def normalise_markers(text: str) -> str:
+    for pat, rep in _ALT_MARKERS:
+        text = pat.sub(rep, text)
+    return text
+
+
+def parse_markers(sentence: str) -> list[int]:
+    """All passage numbers cited in a sentence, in order, without repeats ('[1, 3]', '[2][4]', '[1-3]')."""
+    nums: list[int] = []
+    for m in MARKER.finditer(sentence):
+        for part in re.split(r"\s*[,;]\s*", m.group(1)):
+            if re.fullmatch(r"\d+\s*[–-]\s*\d+", part):
+                a, b = (int(x) for x in re.split(r"\s*[–-]\s*", part))
+                rng = range(a, b + 1) if 0 < b - a < 10 else [a, b]
+                nums.extend(rng)
+            elif part.strip().isdigit():
+                nums.append(int(part))
+    seen: set[int] = set()
+    return [n for n in nums if not (n in seen or seen.add(n))]
+
+
+def strip_markers(sentence: str) -> str:
+    s = MARKER.sub("", sentence)
+    s = re.sub(r"\s+([.,;:!?])", r"\1", s)
+    return " ".join(s.split())
+
+
+def is_refusal(sentence: str) -> bool:
+    s = sentence.lower()
+    return any(m in s for m in REFUSAL_MARKERS)
+
+
+@dataclass
+class PassageIndex:
+    """A passage's sentences with their embeddings, for support scoring."""
+
+    passage: Passage
+    sentences: list[str]
+    vectors: np.ndarray  # (n_sentences, dim), normalised
+
+
+@dataclass
+class CheckedSentence:
+    text: str  # without markers
+    cited: list[int] = field(default_factory=list)  # passage numbers kept
+    support: dict[int, float] = field(default_factory=dict)
+    quote: dict[int, str] = field(default_factory=dict)
+    status: str = "ok"  # ok | reassigned | added | unsupported | refusal | connective
+
+
+def support_score(claim: str, claim_vec: np.ndarray, idx: PassageIndex) -> tuple[float, str]:
+    """How well one passage supports a claim (0-1), and the passage sentence that supports it best.
+
+    A mix of meaning (best cosine against a passage sentence) and wording (share of the claim's
+    content words found in the passage); a number the passage does not contain halves the score,
+    since invented figures are the commonest unsupported claim.
+    """
+    if not idx.sentences:
+        return 0.0, ""
+    sims = idx.vectors @ claim_vec
+    best = int(np.argmax(sims))
+    cos = float(max(0.0, sims[best]))
+    lex = lexical_support(claim, idx.passage.full_text)
+    score = 0.4 * cos + 0.6 * lex
+    missing = numbers(claim) - numbers(idx.passage.full_text) - numbers(idx.passage.title)
+    if missing:
+        score *= 0.5
+    # Prefer the sentence that shares most words when cosine ties are close.
+    return min(1.0, score), idx.sentences[best]
+
+
+def build_index(passages: Sequence[Passage], embed) -> dict[int, PassageIndex]:
+    """Split and embed every passage's sentences in one batch."""
+    all_sents: list[tuple[int, str]] = []
+    for p in passages:
+        for s, e in split_sentences(p.full_text):
+            all_sents.append((p.number, p.full_text[s:e]))
+    vecs = np.asarray(embed([s for _, s in all_sents]), dtype=np.float32) if all_sents else np.zeros((0, 1), np.float32)
+    out: dict[int, PassageIndex] = {}
+    for p in passages:
+        rows = [i for i, (n, _) in enumerate(all_sents) if n == p.number]
+        out[p.number] = PassageIndex(p, [all_sents[i][1] for i in rows], vecs[rows] if rows else np.zeros((0, vecs.shape[1] if vecs.ndim == 2 else 1), np.float32))
+    return out
+
+
+def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_support: float) -> tuple[list[CheckedSentence], list[str]]:
+    """Split generated text into sentences and check each one's citations. Returns sentences and notes."""
+    text = normalise_markers(text.strip())
+    raw = [text[s:e] for s, e in split_sentences(text)]
+    # A marker split off on its own ("... Iran. [2]") belongs to the sentence before it.
+    merged: list[str] = []
+    for r in raw:
+        if merged and not strip_markers(r).strip(" .") and parse_markers(r):
+            merged[-1] = merged[-1] + " " + r
+        else:
+            merged.append(r)
+    notes: list[str] = []
+    claims = [(r, strip_markers(r)) for r in merged if strip_markers(r).strip(" .")]
+    vecs = np.asarray(embed([c for _, c in claims]), dtype=np.float32) if claims else np.zeros((0, 1))
+    out: list[CheckedSentence] = []
+    for (raw_s, clean), vec in zip(claims, vecs):
+        cs = CheckedSentence(text=clean)
+        if is_refusal(clean):
+            cs.status = "refusal"
+            out.append(cs)
+            continue
+        cited = parse_markers(raw_s)
+        invalid = [n for n in cited if n not in index]
+        if invalid:
+            notes.append(f"dropped citation marker(s) {', '.join(f'[{n}]' for n in invalid)} that point at no passage")
+        cited = [n for n in cited if n in index]
+        if len(content_words(clean)) < 2:
+            # "Yes." / "No." carry no checkable claim of their own; keep them with their valid markers.
+            cs.status = "connective"
+            cs.cited = cited
+            out.append(cs)
+            continue
+        scores = {n: support_score(clean, vec, index[n]) for n in index}
+        for n in cited:
+            s, q = scores[n]
+            if s >= min_support:
+                cs.cited.append(n)
+                cs.support[n], cs.quote[n] = s, q
+        if not cs.cited:
+            best_n = max(scores, key=lambda n: scores[n][0]) if scores else None
+            if best_n is not None and scores[best_n][0] >= min_support:
+                cs.cited = [best_n]
+                cs.support[best_n], cs.quote[best_n] = scores[best_n]
+                cs.status = "reassigned" if cited else "added"
+                notes.append(
+                    f"citation for “{_short(clean)}” {'moved from ' + ', '.join(f'[{n}]' for n in cited) + ' ' if cited else 'added '}to the passage that supports it"
+                )
+            else:
+                cs.status = "unsupported"
+                notes.append(f"removed a sentence no passage supports: “{_short(clean)}”")
+        out.append(cs)
+    return out, notes
+
+
+def _short(s: str, n: int = 80) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def render(checked: list[CheckedSentence], index: dict[int, PassageIndex], question_quotes: dict[int, str]) -> tuple[str, list[Citation]]:
+    """Final text with markers renumbered 1..n by first appearance, and the matching citations."""
+    kept = [c for c in checked if c.status in ("ok", "reassigned", "added", "connective")]
+    # A bare "Yes." with nothing checkable after it is not an answer on its own.
+    if not any(c.status != "connective" for c in kept):
+        return "", []
+    order: list[int] = []
+    for c in kept:
+        for n in c.cited:
+            if n not in order:
+                order.append(n)
+    renum = {old: i + 1 for i, old in enumerate(order)}
+    parts = []
+    for c in kept:
+        body = c.text.rstrip()
+        marks = "".join(f"[{renum[n]}]" for n in c.cited)
+        if marks:
+            body = f"{body} {marks}"
+        parts.append(body)
+    citations: list[Citation] = []
+    for old in order:
+        p = index[old].passage
+        quotes = [c.quote[old] for c in kept if old in c.quote]
+        support = max([c.support[old] for c in kept if old in c.support] or [0.0])
+        if not quotes:
+            quotes = [question_quotes.get(old) or (index[old].sentences[0] if index[old].sentences else p.text)]
+        uniq = list(dict.fromkeys(quotes))
+        citations.append(Citation(number=renum[old], article_id=p.article_id, title=p.title, source=p.source, date=p.date, url=p.url,
+                                  quote=" … ".join(uniq), chunk_id=p.chunk_id, score=round(support, 3), passage=p.full_text))
+    return " ".join(parts), citations

@@ -1,0 +1,159 @@
+"""Date awareness for news questions: relative and explicit dates in a question become a date range.
+
+"last week", "yesterday", "in September", "in March 2024", "since May", "before 2024", "on 5 March 2024"
+are resolved against a reference date (settings.reference_date, else today). A bare month picks
+its most recent occurrence not after the reference date, unless the archive holds no articles
+from that month then and does from an earlier year: an archive question is about the archive.
+Relative spans ("last week") and since/before/after/between become strict filters; "in/on <date>"
+only ranks matching articles higher. "latest"/"most recent" asks for recency ranking.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
+MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
+MONTHS["sept"] = 9
+_MONTH_RE = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\.?"
+
+
+@dataclass
+class DateIntent:
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    recency: bool = False  # "latest", "most recent": prefer newer articles
+    # "in September", "on 2023-11-24": articles from these spans rank higher but others stay eligible,
+    # since such a phrase may name when something happened rather than when it was reported.
+    boost: list[tuple[dt.date, dt.date]] = field(default_factory=list)
+    phrases: list[str] = field(default_factory=list)  # what in the question was read as a date
+
+    def describe(self) -> str:
+        if self.date_from and self.date_to:
+            return f"{self.date_from.isoformat()} to {self.date_to.isoformat()}" if self.date_from != self.date_to else self.date_from.isoformat()
+        if self.date_from:
+            return f"from {self.date_from.isoformat()}"
+        if self.date_to:
+            return f"until {self.date_to.isoformat()}"
+        return ""
+
+
+def _month_range(y: int, m: int) -> tuple[dt.date, dt.date]:
+    return dt.date(y, m, 1), dt.date(y, m, calendar.monthrange(y, m)[1])
+
+
+def _pick_year(month: int, ref: dt.date, archive_months: set[tuple[int, int]] | None) -> int:
+    y = ref.year if month <= ref.month else ref.year - 1
+    if archive_months and (y, month) not in archive_months:
+        earlier = sorted((yy for yy, mm in archive_months if mm == month and yy <= y), reverse=True)
+        if earlier:
+            return earlier[0]
+    return y
+
+
+def _point(text: str, ref: dt.date, archive_months: set[tuple[int, int]] | None) -> tuple[dt.date, dt.date] | None:
+    """A date expression as a (first day, last day) span."""
+    t = text.strip().lower().rstrip(".,?")
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", t)
+    if m:
+        d = dt.date(int(m[1]), int(m[2]), int(m[3]))
+        return d, d
+    m = re.fullmatch(_MONTH_RE + r"\s+(\d{1,2})(?!\d)(?:st|nd|rd|th)?(?:,?\s+(\d{4}))?", t)
+    if m:
+        mon, day = MONTHS[m[1]], int(m[2])
+        y = int(m[3]) if m[3] else _pick_year(mon, ref, archive_months)
+        d = dt.date(y, mon, min(day, calendar.monthrange(y, mon)[1]))
+        return d, d
+    m = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?\s+" + _MONTH_RE + r"(?:,?\s+(\d{4}))?", t)
+    if m:
+        day, mon = int(m[1]), MONTHS[m[2]]
+        y = int(m[3]) if m[3] else _pick_year(mon, ref, archive_months)
+        d = dt.date(y, mon, min(day, calendar.monthrange(y, mon)[1]))
+        return d, d
+    m = re.fullmatch(_MONTH_RE + r"(?:,?\s+(\d{4}))?", t)
+    if m:
+        mon = MONTHS[m[1]]
+        y = int(m[2]) if m[2] else _pick_year(mon, ref, archive_months)
+        return _month_range(y, mon)
+    m = re.fullmatch(r"(\d{4})", t)
+    if m and 1900 < int(m[1]) < 2200:
+        y = int(m[1])
+        return dt.date(y, 1, 1), dt.date(y, 12, 31)
+    return None
+
+
+_DATE_EXPR = (
+    r"(\d{4}-\d{2}-\d{2}|" + _MONTH_RE + r"\s+\d{1,2}(?!\d)(?:st|nd|rd|th)?(?:,?\s+\d{4})?|\d{1,2}(?:st|nd|rd|th)?\s+" + _MONTH_RE
+    + r"(?:,?\s+\d{4})?|" + _MONTH_RE + r"(?:,?\s+\d{4})?|(?:19|20)\d{2})"
+)
+
+
+def resolve(question: str, reference: dt.date | None = None, archive_months: set[tuple[int, int]] | None = None) -> DateIntent:
+    ref = reference or dt.date.today()
+    q = question.lower()
+    intent = DateIntent()
+    if re.search(r"\b(latest|most recent|newest|recently|current(?:ly)?|lately)\b", q):
+        intent.recency = True
+        intent.phrases.append("latest")
+
+    def setr(a: dt.date | None, b: dt.date | None, phrase: str) -> None:
+        intent.date_from = a if a is not None else intent.date_from
+        intent.date_to = b if b is not None else intent.date_to
+        intent.phrases.append(phrase)
+
+    rel = [
+        (r"\byesterday\b", lambda: (ref - dt.timedelta(days=1), ref - dt.timedelta(days=1))),
+        (r"\btoday\b", lambda: (ref, ref)),
+        (r"\b(this|past) week\b", lambda: (ref - dt.timedelta(days=ref.weekday()), ref)),
+        (r"\blast week\b", lambda: (ref - dt.timedelta(days=ref.weekday() + 7), ref - dt.timedelta(days=ref.weekday() + 1))),
+        (r"\b(past|last) (\d+|few|couple of) days\b", None),
+        (r"\bthis month\b", lambda: (ref.replace(day=1), ref)),
+        (r"\blast month\b", lambda: _month_range(*(((ref.year - 1, 12) if ref.month == 1 else (ref.year, ref.month - 1))))),
+        (r"\bthis year\b", lambda: (dt.date(ref.year, 1, 1), ref)),
+        (r"\blast year\b", lambda: (dt.date(ref.year - 1, 1, 1), dt.date(ref.year - 1, 12, 31))),
+    ]
+    for pat, fn in rel:
+        m = re.search(pat, q)
+        if not m:
+            continue
+        if fn is None:
+            n = {"few": 3, "couple of": 2}.get(m.group(2)) or int(m.group(2))
+            setr(ref - dt.timedelta(days=n), ref, m.group(0))
+        else:
+            a, b = fn()
+            setr(a, b, m.group(0))
+        return intent
+
+    # "since/after X", "before/until X", "between X and Y", "from X to Y", "in/on/during X"
+    m = re.search(r"\bbetween\s+" + _DATE_EXPR + r"\s+and\s+" + _DATE_EXPR, q)
+    if m:
+        a = _point(m.group(1), ref, archive_months)
+        b = _point(q[m.start():m.end()].split(" and ", 1)[1], ref, archive_months)
+        if a and b:
+            setr(a[0], b[1], m.group(0))
+            return intent
+    for kw, side in (("since", "from"), ("after", "after"), ("from", "from"), ("before", "before"), ("until", "to"), ("till", "to"), ("by", "to")):
+        m = re.search(rf"\b{kw}\s+(?:the\s+)?" + _DATE_EXPR + r"\b", q)
+        if m:
+            span = _point(m.group(1), ref, archive_months)
+            if not span:
+                continue
+            if side == "from":
+                setr(span[0], None, m.group(0))
+            elif side == "after":
+                setr(span[1] + dt.timedelta(days=1), None, m.group(0))
+            elif side == "before":
+                setr(None, span[0] - dt.timedelta(days=1), m.group(0))
+            else:
+                setr(None, span[1], m.group(0))
+    if intent.date_from or intent.date_to:
+        return intent
+    for m in re.finditer(r"\b(?:in|on|during|of|from|dated)\s+(?:early\s+|late\s+|mid-?)?" + _DATE_EXPR + r"\b", q):
+        span = _point(m.group(1), ref, archive_months)
+        if span:
+            intent.boost.append(span)
+            intent.phrases.append(m.group(0))
+    return intent

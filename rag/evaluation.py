@@ -1,0 +1,566 @@
+"""Evaluation metrics and question-file loading for ``byline eval``.
+
+Everything here is pure (no model, no store): the runner in ``ui.evaluate`` collects, per question,
+what the retriever and ``ask()`` returned and hands it to these functions.
+
+Metric definitions (MultiHop-RAG, Tang & Yang 2024, arXiv:2401.15391, data ODC-BY 1.0):
+
+- article level: a retrieved chunk is a hit when it belongs to one of the question's evidence
+  articles. Hits@k = 1 when any of the first k chunks is a hit; MRR@10 = 1/rank of the first hit.
+- fact level (as the authors' script): a chunk is a hit when a gold evidence fact with all
+  whitespace removed is a substring of the chunk text with all whitespace removed.
+- ArtRecall@k: share of ALL evidence articles of a question found among k passages.
+- Null queries (no evidence) are excluded from every retrieval and citation metric.
+- Answer accuracy: normalised match against the gold answer (yes/no label, or the normalised gold
+  name/date contained in the answer as whole words). "Insufficient information" gold = a refusal is
+  expected; a refused answer counts as predicting "insufficient information".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+DATASET_ATTRIBUTION = (
+    "MultiHop-RAG: Yixuan Tang and Yi Yang, \"MultiHop-RAG: Benchmarking Retrieval-Augmented Generation "
+    "for Multi-Hop Queries\", arXiv:2401.15391 (COLM 2024). Data licensed ODC-BY 1.0."
+)
+
+NULL_TYPES = {"null_query", "null"}
+REFUSAL_GOLD = "insufficient information"
+_REFUSAL_PATTERNS = (
+    "insufficient information", "not enough information", "cannot answer", "can't answer", "cannot be answered",
+    "do not have enough", "don't have enough", "does not contain", "doesn't contain", "no information",
+    "not mentioned", "unable to answer", "the archive does not", "i could not find", "i couldn't find",
+)
+
+# --- questions -----------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalQuestion:
+    id: str
+    question: str
+    answer: str
+    question_type: str = "unknown"
+    evidence_article_ids: list[str] = field(default_factory=list)
+    evidence_urls: list[str] = field(default_factory=list)
+    facts: list[str] = field(default_factory=list)
+
+    @property
+    def is_null(self) -> bool:
+        return self.question_type in NULL_TYPES or (is_refusal_gold(self.answer) and not self.has_evidence)
+
+    @property
+    def has_evidence(self) -> bool:
+        return bool(self.evidence_article_ids or self.evidence_urls)
+
+
+def _get(rec: dict[str, Any], *names: str) -> Any:
+    for n in names:
+        v = rec.get(n)
+        if v not in (None, "", [], {}):
+            return v
+    return None
+
+
+def _as_list(v: Any) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, (list, tuple)):
+        return [str(x) for x in v if x not in (None, "")]
+    return [str(v)]
+
+
+def question_from_record(rec: dict[str, Any], index: int) -> EvalQuestion:
+    """One question from a MultiHop-RAG-style record (common aliases accepted)."""
+    if not isinstance(rec, dict):
+        raise ValueError(f"question #{index}: expected an object, got {type(rec).__name__}")
+    q = _get(rec, "question", "query", "q")
+    if not q:
+        raise ValueError(f"question #{index}: no 'question' (or 'query') field")
+    gold = _get(rec, "answer", "gold_answer", "gold", "expected_answer")
+    evidence = rec.get("evidence") or rec.get("evidence_list") or []
+    if not isinstance(evidence, list):
+        evidence = []
+    urls = _as_list(_get(rec, "evidence_urls", "evidence_url"))
+    facts: list[str] = []
+    for ev in evidence:
+        if isinstance(ev, dict):
+            if ev.get("fact"):
+                facts.append(str(ev["fact"]))
+            if ev.get("url") and str(ev["url"]) not in urls:
+                urls.append(str(ev["url"]))
+        elif isinstance(ev, str) and ev.strip():
+            facts.append(ev)
+    qtype = str(_get(rec, "question_type", "type", "query_type") or "unknown")
+    return EvalQuestion(
+        id=str(_get(rec, "id", "qid", "question_id") or f"q{index}"),
+        question=str(q),
+        answer="" if gold is None else str(gold),
+        question_type=qtype,
+        evidence_article_ids=_as_list(_get(rec, "evidence_article_ids", "evidence_ids", "article_ids")),
+        evidence_urls=urls,
+        facts=facts,
+    )
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """A JSON list (or {"questions"/"data"/"articles": [...]}) or JSONL file of objects."""
+    p = Path(path)
+    text = p.read_text(encoding="utf-8-sig")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        data = json.loads(text)
+    elif stripped.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            for key in ("questions", "queries", "data", "articles", "items"):
+                if isinstance(data.get(key), list):
+                    data = data[key]
+                    break
+            else:
+                data = [data]
+        if data is None:  # JSONL
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+    else:
+        raise ValueError(f"{p}: not a JSON list or JSONL file")
+    if not isinstance(data, list):
+        raise ValueError(f"{p}: expected a list of objects")
+    return data
+
+
+def load_questions(path: str | Path) -> list[EvalQuestion]:
+    return [question_from_record(r, i) for i, r in enumerate(read_records(path))]
+
+
+def sample_questions(questions: Sequence[EvalQuestion], limit: int | None = None, seed: int | None = None) -> list[EvalQuestion]:
+    """A deterministic sample: shuffled with ``seed`` when given, else file order; then the first ``limit``.
+
+    With a seed the sample is stratified by question type (round-robin over shuffled per-type lists)
+    so a small ``--limit`` still covers every type.
+    """
+    qs = list(questions)
+    if seed is not None:
+        import random
+
+        rng = random.Random(seed)
+        by_type: dict[str, list[EvalQuestion]] = {}
+        for q in qs:
+            by_type.setdefault(q.question_type, []).append(q)
+        for lst in by_type.values():
+            rng.shuffle(lst)
+        order = sorted(by_type)
+        out: list[EvalQuestion] = []
+        i = 0
+        while len(out) < len(qs):
+            for t in order:
+                if i < len(by_type[t]):
+                    out.append(by_type[t][i])
+            i += 1
+        qs = out
+    if limit is not None and limit >= 0:
+        qs = qs[:limit]
+    return qs
+
+
+# --- evidence -> article ids ---------------------------------------------------------------------
+
+
+def normalize_url(url: str) -> str:
+    """Scheme/host lower-cased, no fragment, no trailing slash, no 'www.'."""
+    try:
+        s = urlsplit(url.strip())
+    except ValueError:
+        return url.strip()
+    host = (s.hostname or "").lower()
+    if host.startswith("www."):
+        host = host[4:]
+    path = s.path.rstrip("/")
+    return urlunsplit(("", host, path, s.query, ""))
+
+
+def _url_no_query(url: str) -> str:
+    n = normalize_url(url)
+    return n.split("?", 1)[0]
+
+
+class EvidenceMap:
+    """Maps evidence ids/urls of a question file onto the article ids the index uses."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, str] = {}
+        self.by_url: dict[str, str] = {}
+        self.by_url_loose: dict[str, str] = {}
+
+    def add(self, article_id: str, *, record_id: str | None = None, url: str | None = None) -> None:
+        self.by_id[article_id] = article_id
+        if record_id:
+            self.by_id[str(record_id)] = article_id
+        if url:
+            self.by_url[normalize_url(url)] = article_id
+            self.by_url_loose.setdefault(_url_no_query(url), article_id)
+
+    def resolve_url(self, url: str) -> str | None:
+        return self.by_url.get(normalize_url(url)) or self.by_url_loose.get(_url_no_query(url))
+
+    def gold_articles(self, q: EvalQuestion) -> tuple[set[str], list[str]]:
+        """(resolved article ids, evidence that matched nothing in the corpus)."""
+        gold: set[str] = set()
+        missing: list[str] = []
+        # ids and urls usually describe the same articles: prefer urls position-wise, fall back to ids.
+        n = max(len(q.evidence_article_ids), len(q.evidence_urls))
+        for i in range(n):
+            rid = q.evidence_article_ids[i] if i < len(q.evidence_article_ids) else None
+            url = q.evidence_urls[i] if i < len(q.evidence_urls) else None
+            got = (self.by_id.get(rid) if rid else None) or (self.resolve_url(url) if url else None)
+            if got:
+                gold.add(got)
+            else:
+                missing.append(rid or url or "?")
+        return gold, missing
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+
+# --- text normalisation --------------------------------------------------------------------------
+
+
+def squash(text: str) -> str:
+    """All whitespace removed (the authors' fact matching)."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFC", text or ""))
+
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
+
+
+def normalize_answer(text: str) -> str:
+    """Lower case, unified quotes, punctuation to spaces, no articles, single spaces."""
+    t = unicodedata.normalize("NFKC", text or "").translate(_QUOTES).lower()
+    t = re.sub(r"\[\d+\]", " ", t)  # citation markers
+    t = re.sub(r"'s\b", "", t)
+    t = re.sub(r"[^\w\s]", " ", t)
+    t = re.sub(r"\b(a|an|the)\b", " ", t)
+    return " ".join(t.split())
+
+
+def is_refusal_gold(gold: str) -> bool:
+    return normalize_answer(gold).startswith(REFUSAL_GOLD)
+
+
+def looks_like_refusal(text: str) -> bool:
+    t = " ".join((text or "").lower().translate(_QUOTES).split())
+    return any(p in t for p in _REFUSAL_PATTERNS)
+
+
+_YES = {"yes", "yeah", "true", "correct"}
+
+
+def yes_no_label(text: str) -> str | None:
+    """'yes'/'no' when the answer commits to one: its first word, else the only one of yes/no in the first sentence."""
+    norm = normalize_answer(text)
+    words = norm.split()
+    if not words:
+        return None
+    if words[0] in _YES:
+        return "yes"
+    if words[0] in ("no",):
+        return "no"
+    first_sentence = re.split(r"(?<=[.!?])\s", (text or "").strip(), maxsplit=1)[0]
+    fw = set(normalize_answer(first_sentence).split())
+    has_yes, has_no = "yes" in fw, "no" in fw
+    if has_yes != has_no:
+        return "yes" if has_yes else "no"
+    return None
+
+
+def gold_kind(gold: str) -> str:
+    n = normalize_answer(gold)
+    if n.startswith(REFUSAL_GOLD):
+        return "refusal"
+    if n in ("yes", "no"):
+        return "yes/no"
+    return "span"
+
+
+def answer_correct(gold: str, predicted: str, refused: bool = False) -> bool:
+    """Normalised exact/contains match; a refusal predicts 'insufficient information'."""
+    kind = gold_kind(gold)
+    if kind == "refusal":
+        return refused or looks_like_refusal(predicted)
+    if refused:
+        return False
+    if kind == "yes/no":
+        return yes_no_label(predicted) == normalize_answer(gold)
+    g, p = normalize_answer(gold), normalize_answer(predicted)
+    if not g or not p:
+        return False
+    return p == g or f" {g} " in f" {p} "
+
+
+def answer_correct_lenient(gold: str, predicted: str, refused: bool = False) -> bool:
+    """The authors' qa_evaluate.py rule: correct when the answer shares a whitespace token with the gold answer."""
+    pred = "insufficient information." if refused else (predicted or "")
+    return bool(set(gold.lower().split()) & set(pred.lower().split()))
+
+
+# --- retrieval metrics ---------------------------------------------------------------------------
+
+
+def first_hit_rank(flags: Sequence[bool], k: int | None = None) -> int | None:
+    """1-based rank of the first True within the first k, else None."""
+    for i, f in enumerate(flags[: k if k is not None else len(flags)]):
+        if f:
+            return i + 1
+    return None
+
+
+def hits_at(flags: Sequence[bool], k: int) -> float:
+    return 1.0 if first_hit_rank(flags, k) is not None else 0.0
+
+
+def mrr_at(flags: Sequence[bool], k: int = 10) -> float:
+    r = first_hit_rank(flags, k)
+    return 1.0 / r if r else 0.0
+
+
+def article_hit_flags(retrieved_article_ids: Sequence[str], gold: Iterable[str]) -> list[bool]:
+    g = set(gold)
+    return [a in g for a in retrieved_article_ids]
+
+
+def fact_hit_flags(chunk_texts: Sequence[str], facts: Sequence[str]) -> list[bool]:
+    """Per chunk: does any gold fact (whitespace removed) occur in it (whitespace removed)?"""
+    sq = [squash(f) for f in facts if squash(f)]
+    out = []
+    for t in chunk_texts:
+        st = squash(t)
+        out.append(any(f in st for f in sq))
+    return out
+
+
+def map_at(chunk_texts: Sequence[str], facts: Sequence[str], k: int = 10) -> float:
+    """MAP@k as the authors' script: sum over ranks of (gold facts newly found at that rank / rank), / min(#facts, k)."""
+    sq = [squash(f) for f in facts if squash(f)]
+    if not sq:
+        return 0.0
+    found: set[int] = set()
+    total = 0.0
+    for rank, t in enumerate(chunk_texts[:k], start=1):
+        st = squash(t)
+        new = [i for i, f in enumerate(sq) if i not in found and f in st]
+        if new:
+            found.update(new)
+            total += len(new) / rank
+    return total / min(len(sq), k)
+
+
+def article_recall(retrieved_article_ids: Iterable[str], gold: Iterable[str]) -> float | None:
+    g = set(gold)
+    if not g:
+        return None
+    return len(g & set(retrieved_article_ids)) / len(g)
+
+
+def citation_scores(cited_article_ids: Sequence[str], gold: Iterable[str]) -> tuple[int, int, float | None]:
+    """(citations pointing at an evidence article, citations, recall = share of evidence articles cited)."""
+    g = set(gold)
+    good = sum(1 for a in cited_article_ids if a in g)
+    recall = len(g & set(cited_article_ids)) / len(g) if g else None
+    return good, len(cited_article_ids), recall
+
+
+# --- aggregation ---------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100), like numpy's default; None when empty."""
+    xs = sorted(v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v)))
+    if not xs:
+        return None
+    if len(xs) == 1:
+        return float(xs[0])
+    pos = (len(xs) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return float(xs[lo] + (xs[hi] - xs[lo]) * (pos - lo))
+
+
+def mean(values: Iterable[float | None]) -> float | None:
+    xs = [v for v in values if v is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+@dataclass
+class QuestionResult:
+    """Everything measured for one question (what the JSON report lists per question)."""
+
+    id: str
+    question_type: str
+    question: str
+    gold: str
+    is_null: bool
+    gold_articles: list[str] = field(default_factory=list)
+    missing_evidence: list[str] = field(default_factory=list)
+    has_facts: bool = False
+    # retrieval (k=10 from the retriever)
+    retrieval_done: bool = False
+    retrieved_article_ids: list[str] = field(default_factory=list)
+    article_flags: list[bool] = field(default_factory=list)
+    fact_flags: list[bool] = field(default_factory=list)
+    fact_map10: float | None = None
+    art_recall_10: float | None = None
+    # generation
+    answer: str = ""
+    refused: bool = False
+    correct: bool | None = None
+    correct_lenient: bool | None = None
+    passage_article_ids: list[str] = field(default_factory=list)
+    art_recall_k: float | None = None
+    cited_article_ids: list[str] = field(default_factory=list)
+    citation_good: int = 0
+    citation_supported: int = 0
+    citation_recall: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def score_question(
+    q: EvalQuestion,
+    gold_articles: set[str],
+    missing: list[str],
+    retrieved: Sequence[tuple[str, str]] | None,
+    *,
+    answer_text: str | None = None,
+    refused: bool = False,
+    passage_article_ids: Sequence[str] = (),
+    citations: Sequence[tuple[str, float]] = (),
+    min_support: float = 0.5,
+    timings: dict[str, float] | None = None,
+    prompt_tokens: int = 0,
+) -> QuestionResult:
+    """Score one question. ``retrieved``: ranked (article_id, chunk_text) from the retriever (k=10);
+    ``citations``: (article_id, support score) of the answer's citations."""
+    r = QuestionResult(id=q.id, question_type=q.question_type, question=q.question, gold=q.answer, is_null=q.is_null,
+                       gold_articles=sorted(gold_articles), missing_evidence=list(missing), has_facts=bool(q.facts))
+    if retrieved is not None:
+        r.retrieval_done = True
+        r.retrieved_article_ids = [a for a, _ in retrieved]
+        if not r.is_null:
+            r.article_flags = article_hit_flags(r.retrieved_article_ids, gold_articles)
+            if q.facts:
+                texts = [t for _, t in retrieved]
+                r.fact_flags = fact_hit_flags(texts, q.facts)
+                r.fact_map10 = map_at(texts, q.facts, 10)
+            r.art_recall_10 = article_recall(r.retrieved_article_ids[:10], gold_articles)
+    if answer_text is not None:
+        r.answer = answer_text
+        r.refused = bool(refused)
+        r.correct = answer_correct(q.answer, answer_text, refused) if q.answer else None
+        r.correct_lenient = answer_correct_lenient(q.answer, answer_text, refused) if q.answer else None
+        r.passage_article_ids = list(passage_article_ids)
+        r.cited_article_ids = [a for a, _ in citations]
+        r.citation_supported = sum(1 for _, s in citations if s is not None and s >= min_support)
+        if not r.is_null:
+            r.art_recall_k = article_recall(passage_article_ids, gold_articles)
+            good, _n, rec = citation_scores(r.cited_article_ids, gold_articles)
+            r.citation_good, r.citation_recall = good, rec
+    r.timings = dict(timings or {})
+    r.prompt_tokens = int(prompt_tokens or 0)
+    return r
+
+
+HIGHER_IS_BETTER = {
+    "hits@1", "hits@4", "hits@10", "mrr@10", "fact_hits@1", "fact_hits@4", "fact_hits@10", "fact_mrr@10", "fact_map@10",
+    "art_recall@10", "art_recall@k", "accuracy", "accuracy_lenient", "refusal_precision", "refusal_recall",
+    "citation_precision", "citation_support_rate", "citation_recall",
+}
+
+
+def aggregate(results: Sequence[QuestionResult]) -> dict[str, Any]:
+    """Metrics over a set of question results (one group: overall or one question type)."""
+    ret = [r for r in results if not r.is_null and r.retrieval_done and r.gold_articles]
+    fact = [r for r in ret if r.has_facts]
+    answered = [r for r in results if r.correct is not None]
+    out: dict[str, Any] = {"questions": len(results), "retrieval_questions": len(ret)}
+    for k in (1, 4, 10):
+        out[f"hits@{k}"] = mean(hits_at(r.article_flags, k) for r in ret)
+    out["mrr@10"] = mean(mrr_at(r.article_flags, 10) for r in ret)
+    out["art_recall@10"] = mean(r.art_recall_10 for r in ret)
+    out["fact_questions"] = len(fact)
+    for k in (1, 4, 10):
+        out[f"fact_hits@{k}"] = mean(hits_at(r.fact_flags, k) for r in fact)
+    out["fact_mrr@10"] = mean(mrr_at(r.fact_flags, 10) for r in fact)
+    out["fact_map@10"] = mean(r.fact_map10 for r in fact)
+    # generation
+    gen = [r for r in answered if not r.is_null and r.gold_articles]
+    out["answered"] = len(answered)
+    out["accuracy"] = mean(1.0 if r.correct else 0.0 for r in answered)
+    out["accuracy_lenient"] = mean(1.0 if r.correct_lenient else 0.0 for r in answered)
+    out["art_recall@k"] = mean(r.art_recall_k for r in gen)
+    nulls = [r for r in answered if r.is_null]
+    refused = [r for r in answered if r.refused or (r.answer and looks_like_refusal(r.answer))]
+    tp = sum(1 for r in refused if r.is_null)
+    out["null_questions"] = len(nulls)
+    out["refusals"] = len(refused)
+    out["refusal_precision"] = tp / len(refused) if refused else None
+    out["refusal_recall"] = tp / len(nulls) if nulls else None
+    n_cit = sum(len(r.cited_article_ids) for r in gen)
+    out["citations"] = n_cit
+    out["citation_precision"] = sum(r.citation_good for r in gen) / n_cit if n_cit else None
+    all_cit = sum(len(r.cited_article_ids) for r in answered)
+    out["citation_support_rate"] = sum(r.citation_supported for r in answered) / all_cit if all_cit else None
+    out["citation_recall"] = mean(r.citation_recall for r in gen)
+    # latency and prompt size
+    for key in ("retrieve", "first_token", "total", "retrieve_k10"):
+        vals = [r.timings[key] for r in results if r.timings.get(key) is not None]
+        out[f"{key}_p50_s"] = percentile(vals, 50)
+        out[f"{key}_p95_s"] = percentile(vals, 95)
+    toks = [r.prompt_tokens for r in answered if r.prompt_tokens]
+    out["prompt_tokens_mean"] = mean(toks)
+    out["prompt_tokens_p95"] = percentile(toks, 95)
+    out["errors"] = sum(1 for r in results if r.error)
+    return out
+
+
+def aggregate_by_type(results: Sequence[QuestionResult]) -> dict[str, dict[str, Any]]:
+    """{'overall': ..., '<question_type>': ...}."""
+    groups: dict[str, list[QuestionResult]] = {}
+    for r in results:
+        groups.setdefault(r.question_type, []).append(r)
+    out = {"overall": aggregate(results)}
+    for t in sorted(groups):
+        out[t] = aggregate(groups[t])
+    return out
+
+
+def compare_metrics(current: dict[str, Any], previous: dict[str, Any], threshold: float = 0.02) -> dict[str, str]:
+    """Per metric: 'regressed' / 'improved' / 'same' (quality metrics: change beyond ``threshold``;
+    latencies: more than 20% and 0.05 s slower/faster)."""
+    out: dict[str, str] = {}
+    for key, cur in current.items():
+        prev = previous.get(key)
+        if not isinstance(cur, (int, float)) or not isinstance(prev, (int, float)) or isinstance(cur, bool):
+            continue
+        if key in HIGHER_IS_BETTER:
+            d = cur - prev
+            out[key] = "regressed" if d < -threshold else "improved" if d > threshold else "same"
+        elif key.endswith("_s"):
+            d = cur - prev
+            rel = d / prev if prev else 0.0
+            out[key] = "regressed" if (d > 0.05 and rel > 0.2) else "improved" if (d < -0.05 and rel < -0.2) else "same"
+    return out

@@ -1,0 +1,205 @@
+"""Metric functions of rag.evaluation on hand-checked cases (no model, no store)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.evaluation import (
+    EvalQuestion,
+    EvidenceMap,
+    aggregate,
+    aggregate_by_type,
+    answer_correct,
+    answer_correct_lenient,
+    article_recall,
+    compare_metrics,
+    fact_hit_flags,
+    first_hit_rank,
+    hits_at,
+    load_questions,
+    map_at,
+    mrr_at,
+    normalize_answer,
+    percentile,
+    sample_questions,
+    score_question,
+    yes_no_label,
+)
+
+from tests.conftest import SHARED_EVAL
+
+# --- retrieval --------------------------------------------------------------------------------------
+
+
+def test_known_hit_and_miss_article_level():
+    gold = {"A", "B"}
+    hit = [a in gold for a in ["X", "B", "Y", "A"]]  # first hit at rank 2
+    assert first_hit_rank(hit) == 2
+    assert hits_at(hit, 1) == 0.0
+    assert hits_at(hit, 4) == 1.0
+    assert mrr_at(hit, 10) == pytest.approx(0.5)
+    miss = [a in gold for a in ["X", "Y", "Z"]]
+    assert hits_at(miss, 10) == 0.0
+    assert mrr_at(miss, 10) == 0.0
+
+
+def test_mrr_values_and_cutoff():
+    assert mrr_at([True], 10) == 1.0
+    assert mrr_at([False, False, True], 10) == pytest.approx(1 / 3)
+    flags = [False] * 10 + [True]  # rank 11 is outside @10
+    assert mrr_at(flags, 10) == 0.0
+    assert hits_at(flags, 10) == 0.0
+    assert mrr_at([], 10) == 0.0
+
+
+def test_fact_level_hits_ignore_whitespace():
+    facts = ["the deal was  signed\nin Paris.", "Revenue rose 5%."]  # case-sensitive, as the authors
+    chunks = ["Unrelated text about football.", "Officials said the deal was signed in Paris. More text.", "Revenue rose 5 %."]
+    flags = fact_hit_flags(chunks, facts)
+    # whitespace is removed on BOTH sides (the authors' rule), so '5 %' matches '5%'
+    assert flags == [False, True, True]
+    # but a paraphrase is a miss
+    assert fact_hit_flags(["Revenue increased 5%."], ["Revenue rose 5%."]) == [False]
+
+
+def test_map_at_follows_authors_definition():
+    facts = ["alpha fact", "beta fact"]
+    chunks = ["alpha fact here", "nothing", "beta fact here"]
+    # rank 1 finds 1 fact (1/1), rank 3 finds 1 more (1/3); divided by min(2, 10)
+    assert map_at(chunks, facts, 10) == pytest.approx((1 + 1 / 3) / 2)
+    assert map_at(["nothing"], facts, 10) == 0.0
+
+
+def test_article_recall():
+    assert article_recall(["A", "X", "A"], {"A", "B"}) == pytest.approx(0.5)
+    assert article_recall(["A", "B"], {"A", "B"}) == 1.0
+    assert article_recall(["A"], set()) is None
+
+
+# --- answers ----------------------------------------------------------------------------------------
+
+
+def test_normalisation_yes_variants():
+    assert normalize_answer("Yes.") == "yes"
+    assert answer_correct("yes", "Yes.")
+    assert answer_correct("Yes", "yes, both articles report it [1][2].")
+    assert not answer_correct("Yes", "No, they disagree.")
+    assert answer_correct("no", "No.")
+    assert yes_no_label("The articles agree: yes.") == "yes"
+    assert yes_no_label("Both reports describe the deal.") is None
+
+
+def test_names_and_dates_contains_match():
+    assert answer_correct("Sam Bankman-Fried", "The person is Sam Bankman-Fried [1].")
+    assert answer_correct("Google", "Google's search deals [2].")
+    assert not answer_correct("Google", "Googleplex")  # whole words only
+    assert answer_correct("September 26, 2023", "It happened on september 26 2023.")
+    assert not answer_correct("Sam Altman", "Sam Bankman-Fried")
+
+
+def test_refusal_counts_as_insufficient_information():
+    gold = "Insufficient information."
+    assert answer_correct(gold, "", refused=True)
+    assert answer_correct(gold, "There is insufficient information in the archive to answer.")
+    assert not answer_correct(gold, "Yes.")
+    # a refusal on an answerable question is wrong
+    assert not answer_correct("Yes", "I could not find this in the archive.", refused=True)
+    assert answer_correct_lenient(gold, "", refused=True)
+
+
+# --- questions and evidence -------------------------------------------------------------------------
+
+
+def test_load_json_and_jsonl(tmp_path):
+    recs = [
+        {"id": "x1", "question": "Who?", "answer": "Ann", "question_type": "inference_query",
+         "evidence": [{"url": "https://www.x.com/a/", "fact": "Ann did it."}]},
+        {"query": "Nothing?", "answer": "Insufficient information.", "question_type": "null_query", "evidence_list": []},
+    ]
+    p = tmp_path / "q.json"
+    p.write_text(json.dumps(recs))
+    pl = tmp_path / "q.jsonl"
+    pl.write_text("\n".join(json.dumps(r) for r in recs))
+    for path in (p, pl):
+        qs = load_questions(path)
+        assert qs[0].id == "x1" and qs[1].question == "Nothing?"
+        assert qs[0].facts == ["Ann did it."]
+        assert qs[0].evidence_urls == ["https://www.x.com/a/"]
+        assert not qs[0].is_null and qs[1].is_null
+
+
+def test_evidence_map_resolves_ids_and_urls():
+    m = EvidenceMap()
+    m.add("h1", record_id="mhr-1", url="https://www.site.com/story/?ref=rss")
+    m.add("h2", url="https://other.org/b")
+    q = EvalQuestion("q", "?", "Yes", "comparison_query", evidence_article_ids=["mhr-1", "unknown"],
+                     evidence_urls=["https://site.com/story?ref=rss", "http://other.org/b/"])
+    gold, missing = m.gold_articles(q)
+    assert gold == {"h1", "h2"} and missing == []
+    q2 = EvalQuestion("q", "?", "Yes", "x", evidence_urls=["https://nowhere.net/z"])
+    assert m.gold_articles(q2) == (set(), ["https://nowhere.net/z"])
+
+
+def test_sample_is_deterministic_and_stratified():
+    qs = [EvalQuestion(str(i), "?", "a", t) for i, t in enumerate(["a"] * 10 + ["b"] * 10 + ["null_query"] * 5)]
+    s1 = sample_questions(qs, 6, seed=3)
+    s2 = sample_questions(qs, 6, seed=3)
+    assert [q.id for q in s1] == [q.id for q in s2]
+    assert {q.question_type for q in s1} == {"a", "b", "null_query"}
+    assert [q.id for q in sample_questions(qs, 3)] == ["0", "1", "2"]
+
+
+# --- aggregation ------------------------------------------------------------------------------------
+
+
+def _q(qid, qtype, gold="Yes", facts=()):
+    return EvalQuestion(qid, "question?", gold, qtype, evidence_article_ids=[] if qtype == "null_query" else ["A", "B"], facts=list(facts))
+
+
+def test_aggregate_end_to_end_small():
+    r1 = score_question(_q("1", "comparison_query", facts=["fact a"]), {"A", "B"}, [],
+                        [("A", "has fact a"), ("X", "x")], answer_text="Yes [1].", passage_article_ids=["A", "B"],
+                        citations=[("A", 0.9), ("X", 0.2)], timings={"retrieve": 0.1, "total": 1.0}, prompt_tokens=300)
+    r2 = score_question(_q("2", "comparison_query"), {"A", "B"}, [], [("X", "x"), ("Y", "y"), ("B", "b")],
+                        answer_text="No.", passage_article_ids=["X"], citations=[], timings={"retrieve": 0.3, "total": 3.0})
+    r3 = score_question(_q("3", "null_query", gold="Insufficient information."), set(), [], [("X", "x")],
+                        answer_text="", refused=True, timings={"retrieve": 0.2, "total": 2.0})
+    r4 = score_question(_q("4", "null_query", gold="Insufficient information."), set(), [], [("X", "x")],
+                        answer_text="Yes.", refused=False)
+    m = aggregate([r1, r2, r3, r4])
+    assert m["retrieval_questions"] == 2  # null queries excluded
+    assert m["hits@1"] == pytest.approx(0.5)
+    assert m["hits@4"] == pytest.approx(1.0)
+    assert m["mrr@10"] == pytest.approx((1 + 1 / 3) / 2)
+    assert m["fact_questions"] == 1 and m["fact_hits@1"] == 1.0
+    assert m["art_recall@k"] == pytest.approx((1.0 + 0.0) / 2)
+    assert m["accuracy"] == pytest.approx(2 / 4)  # r1 right, r2 wrong (said no), r3 right (refused), r4 wrong
+    assert m["refusal_precision"] == 1.0 and m["refusal_recall"] == pytest.approx(0.5)
+    assert m["citation_precision"] == pytest.approx(0.5)  # 1 of 2 citations points at evidence
+    assert m["citation_support_rate"] == pytest.approx(0.5)
+    assert m["citation_recall"] == pytest.approx((0.5 + 0.0) / 2)
+    assert m["total_p50_s"] == pytest.approx(2.0)
+    by = aggregate_by_type([r1, r2, r3, r4])
+    assert set(by) == {"overall", "comparison_query", "null_query"}
+    assert by["null_query"]["hits@1"] is None
+
+
+def test_percentile_and_compare():
+    assert percentile([1, 2, 3, 4], 50) == pytest.approx(2.5)
+    assert percentile([5], 95) == 5.0
+    assert percentile([], 50) is None
+    st = compare_metrics({"hits@1": 0.70, "mrr@10": 0.80, "total_p50_s": 2.0, "questions": 20},
+                         {"hits@1": 0.75, "mrr@10": 0.79, "total_p50_s": 1.0, "questions": 20})
+    assert st["hits@1"] == "regressed" and st["mrr@10"] == "same" and st["total_p50_s"] == "regressed"
+    assert "questions" not in st
+
+
+@pytest.mark.eval
+@pytest.mark.skipif(not (SHARED_EVAL / "questions.json").is_file(), reason="../shared/eval/multihop-rag absent")
+def test_loads_multihop_rag_questions():
+    qs = load_questions(SHARED_EVAL / "questions.json")
+    assert len(qs) == 500
+    assert sum(q.is_null for q in qs) == 71
+    assert all(q.facts for q in qs if not q.is_null)

@@ -1,0 +1,336 @@
+"""Handler-level tests of the chat UI: formatting, escaping, refusal state, filters, uploads, ingest, delete.
+
+The formatting tests use hand-made Answers; the ``archive`` tests run the real pipeline (bundled
+embedder, extractive generator) against a temp index holding data/ and tests/fixtures/corpus/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings
+from rag.errors import ConfigError, StoreError
+from rag.types import Answer, Citation
+from tests.conftest import DATA_DIR, FIXTURES
+from ui import format as fmt
+from ui.app import BylineUI, build_app, build_filters, check_binding, run_from_cli, safe_upload_name, save_uploads
+
+CORPUS = FIXTURES / "corpus"
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def _cit(n: int = 1, **kw) -> Citation:
+    d = dict(number=n, article_id=f"a{n}", title="Riverton budget", source="Valley Courier", date="2024-01-18",
+             url="https://valleycourier.example/x", quote="The budget passed 7-2.", chunk_id=f"a{n}:0", score=0.9,
+             passage="After a long night. The budget passed 7-2. Mayor Marquez spoke.")
+    d.update(kw)
+    return Citation(**d)
+
+
+def _answer(**kw) -> Answer:
+    d = dict(question="How did the vote go?", text="The budget passed 7-2 [1].", citations=[_cit()], standalone_question="How did the vote go?")
+    d.update(kw)
+    return Answer(**d)
+
+
+def _final(gen):
+    out = None
+    for out in gen:
+        pass
+    return out
+
+
+def _card_numbers(panel: str) -> list[int]:
+    return [int(n) for n in re.findall(r'class="byline-card" id="byline-cite-\d+" data-n="(\d+)"', panel)]
+
+
+def _marker_numbers(chat: str) -> list[int]:
+    return sorted({int(n) for n in re.findall(r'class="byline-marker" data-n="(\d+)"', chat)})
+
+
+# --- formatting and escaping -------------------------------------------------------------------------
+def test_chat_text_is_html_and_markdown_inert() -> None:
+    out = fmt.esc_chat(f"{XSS} [x](javascript:alert(1)) ![i](http://e/i.png) **b** $x$ www.evil.example")
+    assert "<" not in out and ">" not in out
+    for ch in "[]()*!$:":
+        assert ch not in out, ch
+    assert "&#60;img src&#61;x onerror&#61;alert&#40;1&#41;&#62;" in out
+
+
+def test_markers_styled_only_when_a_card_exists() -> None:
+    out = fmt.answer_to_chat("A [1]. B [2]. C [3].", [1, 3])
+    assert _marker_numbers(out) == [1, 3]
+    assert "&#91;2&#93;" not in out and "[2]" not in out
+
+
+def test_card_escapes_everything_and_highlights_the_quote() -> None:
+    c = _cit(title=XSS, source="<b>Outlet</b>", date="", url="javascript:alert(1)",
+             quote="passed <script>x</script>.", passage="Intro. The vote passed <script>x</script>. Outro.")
+    html = fmt.citation_card(c)
+    assert "<img" not in html and "<script" not in html and "<b>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "date unknown" in html
+    assert "href" not in html  # javascript: is never a link
+    assert "<mark>passed &lt;script&gt;x&lt;/script&gt;.</mark>" in html
+
+
+def test_card_link_is_http_only_with_noopener() -> None:
+    html = fmt.citation_card(_cit(url='https://ex.example/a?b=1&c="2"'))
+    assert 'href="https://ex.example/a?b=1&amp;c=&quot;2&quot;"' in html
+    assert 'rel="noopener noreferrer"' in html and 'target="_blank"' in html
+    for bad in ("javascript:alert(1)", "data:text/html,x", "ftp://ex.example/f", "//ex.example/x", "https://"):
+        assert fmt.safe_url(bad) is None, bad
+        assert "href" not in fmt.link_html(bad)
+
+
+def test_highlight_tolerates_whitespace_and_missing_quote() -> None:
+    assert "<mark>The budget\npassed 7-2.</mark>" in fmt.highlight_passage("Intro. The budget\npassed 7-2. End.", "The budget passed 7-2.")
+    assert fmt.highlight_passage("Other text.", "Not there <b>.") == "<mark>Not there &lt;b&gt;.</mark>"
+
+
+def test_sources_panel_cards_match_markers() -> None:
+    a = _answer(text="Passed [1]. Mayor spoke [2].", citations=[_cit(1), _cit(2, quote="Mayor Marquez spoke.")])
+    panel, chat = fmt.sources_panel(a), fmt.answer_chat_message(a)
+    assert _card_numbers(panel) == [1, 2] == _marker_numbers(chat)
+    assert "Sources (2)" in panel and "Not in the archive" not in panel
+
+
+def test_refusal_state_is_visible() -> None:
+    a = _answer(text="The archive does not say who won.", citations=[], refused=True)
+    panel, chat = fmt.sources_panel(a), fmt.answer_chat_message(a)
+    assert "Not in the archive" in panel and "byline-refused" in panel and not _card_numbers(panel)
+    assert chat.startswith("**Not in the archive.**")
+
+
+def test_searched_for_only_when_rewritten() -> None:
+    assert "Searched for" not in fmt.sources_panel(_answer())
+    panel = fmt.sources_panel(_answer(question="and him?", standalone_question=f"What did {XSS} announce?"))
+    assert "Searched for" in panel and "<img" not in panel and "&lt;img" in panel
+
+
+def test_terminal_format_still_works() -> None:
+    out = fmt.answer_to_terminal(_answer(standalone_question="rewritten"))
+    assert "[1] Riverton budget — Valley Courier — 2024-01-18" in out and "(searched for: rewritten)" in out
+
+
+# --- filters, binding, uploads -------------------------------------------------------------------------
+def test_build_filters_valid() -> None:
+    assert build_filters([], "", " ") is None
+    assert build_filters(["Valley Courier"], "2024-01-01", "2024-06-30") == {"sources": ["Valley Courier"], "date_from": "2024-01-01", "date_to": "2024-06-30"}
+
+
+@pytest.mark.parametrize("f,t,needle", [("2024/01/01", "", "YYYY-MM-DD"), ("2024-02-30", "", "not a real calendar date"),
+                                        ("", "yesterday", "YYYY-MM-DD"), ("2024-06-01", "2024-01-01", "after the To date")])
+def test_build_filters_friendly_errors(f: str, t: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        build_filters([], f, t)
+
+
+@pytest.mark.parametrize("host,auth,ok", [("127.0.0.1", None, True), ("localhost", None, True), ("::1", None, True),
+                                          ("0.0.0.0", None, False), ("192.168.1.5", None, False), ("0.0.0.0", "u:p", True)])
+def test_check_binding(host: str, auth: str | None, ok: bool) -> None:
+    if ok:
+        check_binding(host, auth)
+    else:
+        with pytest.raises(ConfigError, match="--auth"):
+            check_binding(host, auth)
+
+
+def test_run_from_cli_refuses_public_bind_without_auth(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ui.app
+
+    monkeypatch.setattr(ui.app, "launch", lambda *a, **k: pytest.fail("must not launch"))
+    args = argparse.Namespace(host="0.0.0.0", port=None, auth=None, generator=None)
+    with pytest.raises(ConfigError, match="refusing to bind"):
+        run_from_cli(args, settings)
+    from ui.cli import main
+
+    assert main(["chat", "--host", "0.0.0.0", "--data-dir", str(settings.data_dir)]) == 1
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("../../etc/passwd", "passwd"), ("..\\..\\win.ini", "win.ini"), ("/abs/path/story.md", "story.md"),
+    ("..", "upload"), ("...md", "md"), (".hidden.md", "hidden.md"), ("a b<c>|d?.md", "a_b_c_d_.md"),
+    ("naïve café.txt", "naive_cafe.txt"), ("x\x00y.md", "xy.md"), ("file..md", "file.md"), ("", "upload"),
+])
+def test_safe_upload_name(name: str, expected: str) -> None:
+    assert safe_upload_name(name) == expected
+
+
+def test_safe_upload_name_long_keeps_extension() -> None:
+    out = safe_upload_name("a" * 500 + ".jsonl")
+    assert len(out) <= 120 and out.endswith(".jsonl")
+
+
+def test_save_uploads_never_leave_upload_dir(tmp_path: Path) -> None:
+    class Up:  # what a file object with an original name looks like
+        def __init__(self, path: Path, orig: str) -> None:
+            self.name, self.orig_name = str(path), orig
+
+    src = tmp_path / "src.md"
+    src.write_text("hello")
+    up = tmp_path / "uploads"
+    saved, errors = save_uploads([Up(src, "../../../escape.md"), Up(src, "..\\x\\..\\evil.md"), str(src)], up)
+    assert not errors
+    assert [p.name for p in saved] == ["escape.md", "evil.md", "src.md"]
+    assert all(p.parent == up.resolve() for p in saved)
+    assert not (tmp_path / "escape.md").exists()
+
+
+# --- chat handler with a stand-in pipeline ------------------------------------------------------------
+def test_respond_streams_then_shows_the_verified_text(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag
+
+    final = _answer(text="Verified [1].")
+
+    def fake(question, *, history=None, filters=None, settings=None):
+        assert filters == {"sources": ["Valley Courier"]}
+        assert settings.generator == "extractive"
+        yield "Unverified claim "
+        yield f"{XSS} [1]."
+        yield final
+
+    monkeypatch.setattr(rag, "ask_stream", fake)
+    ui = BylineUI(settings)
+    steps = list(ui.respond("How did the vote go?", None, ["Valley Courier"], "", "", "extractive"))
+    streamed = [s[0][-1]["content"] for s in steps]
+    assert any("Unverified claim" in c for c in streamed)
+    assert all("<img" not in c for c in streamed)
+    display, state, panel, box = steps[-1]
+    assert display[-1]["content"].startswith("Verified") and "Unverified" not in display[-1]["content"]
+    assert _card_numbers(panel) == [1] == _marker_numbers(display[-1]["content"])
+    assert state["history"] == [{"role": "user", "content": "How did the vote go?"}, {"role": "assistant", "content": "Verified [1]."}]
+    assert box == ""
+
+
+def test_respond_passes_history_on_follow_up(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag
+
+    seen = []
+
+    def fake(question, *, history=None, filters=None, settings=None):
+        seen.append(history)
+        yield _answer(question=question, standalone_question="What did the mayor say about the budget?")
+
+    monkeypatch.setattr(rag, "ask_stream", fake)
+    ui = BylineUI(settings)
+    _, state, _, _ = _final(ui.respond("How did the vote go?", None, [], "", "", "extractive"))
+    _, state, panel, _ = _final(ui.respond("And the mayor?", state, [], "", "", "extractive"))
+    assert seen[0] == [] and [m["role"] for m in seen[1]] == ["user", "assistant"]
+    assert "Searched for: <q>What did the mayor say about the budget?</q>" in panel
+
+
+def test_respond_bad_date_is_a_message_not_a_query(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag
+
+    monkeypatch.setattr(rag, "ask_stream", lambda *a, **k: pytest.fail("must not ask"))
+    display, _, panel, box = _final(BylineUI(settings).respond("q?", None, [], "31/01/2024", "", "extractive"))
+    assert "YYYY" in display[-1]["content"] and "YYYY-MM-DD" in panel and box == "q?"
+
+
+@pytest.mark.parametrize("exc,needle", [(StoreError("Chroma server at 127.0.0.1:9 is unreachable"), "unreachable"),
+                                        (RuntimeError("secret internals"), "server log")])
+def test_respond_errors_are_friendly(settings: Settings, monkeypatch: pytest.MonkeyPatch, exc: Exception, needle: str) -> None:
+    import rag
+
+    def boom(*a, **k):
+        raise exc
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(rag, "ask_stream", boom)
+    display, _, panel, _ = _final(BylineUI(settings).respond("q?", None, [], "", "", "extractive"))
+    assert needle in display[-1]["content"] and needle in panel
+    assert "Traceback" not in panel and "secret internals" not in panel
+
+
+def test_generator_choice_validated(settings: Settings) -> None:
+    ui = BylineUI(settings)
+    assert "extractive" in [v for _, v in ui.generator_choices()]
+    assert "openai" not in [v for _, v in ui.generator_choices()]
+    with pytest.raises(ConfigError):
+        ui.settings_for("openai")
+    s2 = settings.model_copy(update={"openai_base_url": "http://127.0.0.1:9/v1"})
+    assert BylineUI(s2).settings_for("openai").generator == "openai"
+
+
+# --- the real pipeline on a temp archive ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> BylineUI:
+    from ingest.pipeline import Ingestor
+
+    s = Settings(data_dir=tmp_path_factory.mktemp("archive") / "byline", generator="extractive")
+    rep = Ingestor(s).ingest([str(DATA_DIR), str(CORPUS)])
+    assert rep.added >= 7, rep.summary()
+    return BylineUI(s)
+
+
+def test_real_answer_markers_match_cards(archive: BylineUI) -> None:
+    display, state, panel, _ = _final(archive.respond("How many Aerio X2 speakers did Novalink recall?", None, [], "", "", "extractive"))
+    chat = display[-1]["content"]
+    assert "184&#44;000" in chat or "184,000" in chat
+    assert _marker_numbers(chat) and _marker_numbers(chat) == _card_numbers(panel)
+    assert "Metro Wire" in panel and "<mark>" in panel and 'rel="noopener noreferrer"' in panel
+
+
+def test_real_refusal(archive: BylineUI) -> None:
+    display, _, panel, _ = _final(archive.respond("What is the recipe for Hungarian goulash?", None, [], "", "", "extractive"))
+    assert "Not in the archive" in display[-1]["content"] and "Not in the archive" in panel
+
+
+def test_real_outlet_filter_and_api(archive: BylineUI) -> None:
+    assert "Metro Wire" in archive.outlets()
+    d = archive.ask_api("What product was recalled?", sources=["Metro Wire"], date_from="2024-03-01", date_to="2024-03-31")
+    assert not d["refused"] and d["citations"] and all(c["source"] == "Metro Wire" for c in d["citations"])
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", d["text"])} == {c["number"] for c in d["citations"]}
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="YYYY-MM-DD"):
+        archive.ask_api("x?", date_from="March")
+
+
+def test_build_app_exposes_ask_endpoint(archive: BylineUI) -> None:
+    demo = build_app(archive.settings)
+    info = demo.get_api_info()
+    assert "/ask" in info["named_endpoints"]
+    assert [p["parameter_name"] for p in info["named_endpoints"]["/ask"]["parameters"]][0] == "question"
+    assert len(info["named_endpoints"]) == 1  # the UI's own events are private
+
+
+# --- ingest and delete with real files ------------------------------------------------------------------
+def test_ingest_and_delete_handlers(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path / "byline", generator="extractive")
+    ui = BylineUI(s)
+    up = tmp_path / "incoming"
+    up.mkdir()
+    good = up / "riverton-budget.md"
+    shutil.copy(CORPUS / "riverton-budget.md", good)
+    xss = up / "xss.md"
+    xss.write_text(f"---\ntitle: '{XSS}'\nsource: '<b>Evil</b>'\n---\nThe harbour opened a new ferry terminal on Monday.\n")
+    empty = up / "empty.txt"
+    empty.write_bytes(b"")
+    seen = []
+    report, rows, stats, outlets = ui.ingest([str(good), str(xss), str(empty)], "ftp://nope.example/feed\n\n# comment",
+                                             progress=lambda *a, **k: seen.append((a, k)))
+    assert "2 added" in report and "empty.txt" in report and "empty file" in report and "ftp://nope.example/feed" in report
+    assert seen  # progress was reported
+    assert "<img" not in report + stats and "<b>Evil" not in stats
+    assert sorted(p.name for p in s.upload_dir.iterdir()) == ["empty.txt", "riverton-budget.md", "xss.md"]
+    titles = {r[3]: r for r in rows}
+    assert XSS in titles and "Riverton City Council Approves $412.6 Million Budget for 2024" in titles
+    assert "Valley Courier" in outlets["choices"] or ("Valley Courier", "Valley Courier") in outlets["choices"]
+    # Re-uploading the same file is idempotent.
+    report2, rows2, _, _ = ui.ingest([str(good)], "")
+    assert "1 unchanged" in report2 and len(rows2) == 2
+    # Delete one by id; an unknown id is reported.
+    aid = titles[XSS][0]
+    msg, rows3, stats3, _ = ui.delete(f"{aid}, nosuchid")
+    assert f"Deleted 1 article(s): {aid}" in msg and "No article with id nosuchid" in msg
+    assert [r[0] for r in rows3] == [titles["Riverton City Council Approves $412.6 Million Budget for 2024"][0]]
+    assert "<strong>1</strong> articles" in stats3
+    assert "Enter an article id" in ui.delete("  ")[0]
+    assert "Nothing to ingest" in ui.ingest(None, "")[0]

@@ -1,0 +1,87 @@
+"""`byline eval`: the runner and CLI (end to end on MultiHop-RAG when ../shared/eval/multihop-rag exists)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.errors import ConfigError
+from tests.conftest import SHARED_EVAL
+from ui import evaluate
+from ui.cli import main
+
+HAVE_MULTIHOP = (SHARED_EVAL / "questions.json").is_file() and (SHARED_EVAL / "articles_partial.json").is_file()
+
+
+def _report(metrics: dict, n: int = 20) -> dict:
+    return {"created": "x", "run": {"questions": n}, "settings": {"generator": "extractive", "top_k": 6},
+            "dataset": {"multihop_rag": True}, "metrics": {"overall": {"questions": n, **metrics}}}
+
+
+def test_missing_dataset_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(evaluate, "DEFAULT_DATASET_DIRS", (tmp_path / "nope",))
+    with pytest.raises(ConfigError, match="--questions"):
+        evaluate.resolve_inputs(None, None)
+    assert main(["eval", "--data-dir", str(tmp_path / "d")]) == 1
+    assert "no question file" in capsys.readouterr().err
+
+
+def test_question_file_without_corpus_needs_one(tmp_path):
+    q = tmp_path / "q.jsonl"
+    q.write_text(json.dumps({"question": "Who?", "answer": "Ann"}) + "\n")
+    with pytest.raises(ConfigError, match="--corpus"):
+        evaluate.resolve_inputs(str(q), None)
+    path, corpus = evaluate.resolve_inputs(str(q), None, need_corpus=False)
+    assert path == q.resolve() and corpus == []
+
+
+def test_compare_marks_regressions_red_and_draws_chart(tmp_path):
+    from rich.console import Console
+
+    from rag.evaluation import compare_metrics
+
+    prev = _report({"hits@1": 0.80, "mrr@10": 0.85, "accuracy": 0.30, "total_p50_s": 1.0})
+    cur = _report({"hits@1": 0.70, "mrr@10": 0.86, "accuracy": 0.40, "total_p50_s": 1.0})
+    cur["compare"] = {"status": {"overall": compare_metrics(cur["metrics"]["overall"], prev["metrics"]["overall"])}}
+    console = Console(record=True, width=160, color_system="truecolor", force_terminal=True)
+    console.print(evaluate.render_table(cur, prev))
+    text = console.export_text(clear=False)
+    assert "Hits@1 (article)" in text and "-0.100" in text and "+0.100" in text
+    ansi = console.export_text(styles=True)
+    assert "\x1b[31m0.700" in ansi  # the regressed cell is red
+    assert "\x1b[32m0.400" in ansi  # the improved one green
+    png = evaluate.draw_chart(cur, prev, tmp_path / "c.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.eval
+@pytest.mark.skipif(not HAVE_MULTIHOP, reason="../shared/eval/multihop-rag absent")
+def test_eval_end_to_end_multihop(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    rc = main(["eval", "--data-dir", str(tmp_path / "byline"), "--limit", "20", "--seed", "0", "--generator", "extractive",
+               "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "Hits@1" in printed and "ODC-BY" in printed
+    rep = json.loads(out.read_text())
+    m = rep["metrics"]["overall"]
+    assert rep["run"]["questions"] == 20 and m["errors"] == 0
+    assert rep["run"]["unresolved_evidence"] == 0  # every evidence url maps onto an ingested article
+    assert rep["run"]["ingest"]["added"] == 326
+    for key in ("hits@1", "hits@4", "hits@10", "mrr@10", "fact_hits@10", "art_recall@10", "art_recall@k", "citation_precision"):
+        assert m[key] is not None and m[key] > 0, key
+    assert m["total_p50_s"] > 0 and m["retrieve_k10_p50_s"] > 0
+    assert {"comparison_query", "inference_query", "temporal_query", "null_query"} <= set(rep["metrics"])
+    assert "Tang" in rep["dataset"]["attribution"]
+    assert Path(rep["chart"]).is_file()
+
+    # a second run against the first: same retrieval numbers (deterministic), nothing flagged as regressed
+    out2 = tmp_path / "report2.json"
+    rc = main(["eval", "--data-dir", str(tmp_path / "byline"), "--limit", "20", "--seed", "0", "--generator", "extractive",
+               "--retrieval-only", "--out", str(out2), "--compare", str(out), "--json"])
+    assert rc == 0
+    rep2 = json.loads(out2.read_text())
+    assert rep2["metrics"]["overall"]["hits@4"] == m["hits@4"]
+    assert rep2["compare"]["status"]["overall"]["hits@4"] == "same"
