@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from llama_index.core.node_parser import SentenceSplitter
 
@@ -54,28 +54,26 @@ class Chunker:
         return chunks
 
 
-def _locate(text: str, piece: str, lo: int, min_end: int) -> tuple[int, int]:
-    """Span of ``piece`` in ``text`` starting at or after ``lo`` and, if possible, ending after ``min_end``.
+def _locate(text: str, piece: str, lo: int, prev_end: int) -> tuple[int, int]:
+    """Span of ``piece`` in ``text``, a slice of the article's own text.
 
-    The splitter may drop, add or change whitespace, so matching falls back to a pattern that
-    ignores whitespace; the span returned is always a slice of the article's own text.
+    The true span starts after the previous chunk's start (``lo``) and no later than the previous
+    chunk's end plus the whitespace there, and ends past that end. When the piece occurs several
+    times in that window (repeated passages) the furthest one is taken, so the chunks keep pace
+    with the splitter and leave no gap. The splitter may drop, add or change whitespace, so
+    matching falls back to a pattern that ignores whitespace.
     """
     piece = piece.strip()
-    first = -1
-    i = text.find(piece, lo)
-    while i >= 0:
-        if first < 0:
-            first = i
-        if i + len(piece) > min_end:
-            return i, i + len(piece)
-        i = text.find(piece, i + 1)
-    span = _find_ignoring_ws(text, piece, lo, min_end)
-    if span:
-        return span
-    if first >= 0:  # only copies inside the previous chunk: keep the first one
-        return first, first + len(piece)
-    # Whitespace-insensitive search failed too (the splitter changed a character): anchor on
-    # the first and last words.
+    gap_end = prev_end
+    while gap_end < len(text) and text[gap_end].isspace():
+        gap_end += 1
+    best = _pick(_occurrences(text, piece, lo, exact=True), gap_end, prev_end)
+    if best is None:
+        best = _pick(_occurrences(text, piece, lo, exact=False), gap_end, prev_end)
+    if best is not None:
+        return best
+    # Not found even ignoring whitespace (the splitter changed a character): anchor on the first
+    # and last words.
     words = piece.split()
     head = " ".join(words[:6])
     tail = " ".join(words[-6:])
@@ -92,22 +90,39 @@ def _locate(text: str, piece: str, lo: int, min_end: int) -> tuple[int, int]:
     return s, _end_ws(text, tail, e)
 
 
-def _find_ignoring_ws(text: str, piece: str, lo: int, min_end: int) -> tuple[int, int] | None:
+def _pick(spans: Iterator[tuple[int, int]], gap_end: int, prev_end: int) -> tuple[int, int] | None:
+    """Furthest span touching the previous chunk; else the first going past it; else the first."""
+    first = past = touching = None
+    for span in spans:
+        first = first or span
+        if span[0] > gap_end:
+            if span[1] > prev_end:
+                past = span
+            break
+        if span[1] > prev_end:
+            touching = span
+    return touching or past or first
+
+
+def _occurrences(text: str, piece: str, lo: int, *, exact: bool) -> Iterator[tuple[int, int]]:
+    """Every (possibly overlapping) match of ``piece`` at or after ``lo``, in order."""
+    if exact:
+        i = text.find(piece, lo)
+        while i >= 0:
+            yield i, i + len(piece)
+            i = text.find(piece, i + 1)
+        return
     chars = [c for c in piece if not c.isspace()]
     if not chars:
-        return None
+        return
     pat = re.compile(r"\s*".join(re.escape(c) for c in chars))
-    first: tuple[int, int] | None = None
     pos = lo
-    while pos <= len(text):
+    while True:
         m = pat.search(text, pos)
         if not m:
-            break
-        if m.end() > min_end:
-            return m.start(), m.end()
-        first = first or (m.start(), m.end())
+            return
+        yield m.start(), m.end()
         pos = m.start() + 1
-    return first
 
 
 def _find_ws(text: str, needle: str, start: int) -> int:

@@ -25,10 +25,15 @@ from rag.errors import QuestionError
 from rag.prompts import ANSWER_USER, PASSAGE_LINE, REFUSAL_SENTENCE, REWRITE_SYSTEM, REWRITE_USER, answer_system
 from rag.retrieve import Retriever
 from rag.store import Store
-from rag.text import approx_tokens, content_words, lexical_support, split_sentences
+from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support, split_sentences
 from rag.types import Answer, Filters, Passage
 
 log = logging.getLogger(__name__)
+
+# The extractive generator answers only when its sentences contain this share of the question's
+# content words, or one sentence is this close in meaning.
+EXTRACTIVE_MIN_COVERAGE = 0.6
+EXTRACTIVE_MIN_COSINE = 0.6
 
 History = Sequence[dict[str, str]] | Sequence[tuple[str, str]] | None
 
@@ -149,7 +154,11 @@ def ask_stream(question: str, *, history: History = None, filters: Filters | dic
     t = time.perf_counter()
     prompt_tokens = 0
     if engine.generator == "extractive":
-        raw = _extractive(passages, index, qv, standalone)
+        # Date phrases were turned into filters; they are not words the evidence must contain.
+        topic = standalone
+        for ph in intent.phrases:
+            topic = re.sub(re.escape(ph), " ", topic, flags=re.I)
+        raw = _extractive(passages, index, qv, topic)
         timings["first_token"] = time.perf_counter() - t0
         yield raw
     else:
@@ -242,8 +251,11 @@ def rewrite_question(question: str, history: list[dict[str, str]], engine: Engin
             return out
     # Heuristic: carry the previous question's key terms along.
     prev = users[-1]
-    keep = [w for w in re.findall(r"[A-Z][\w'’\-]+(?:\s+[A-Z][\w'’\-]+)*|\d{4}", prev) if w.lower() not in {"what", "who", "when", "where", "why", "how", "did", "does", "is", "are", "the"}]
-    terms = list(dict.fromkeys(keep)) or content_words(prev)[:6]
+    last_answer = next((t["content"] for t in reversed(history) if t["role"] == "assistant"), "")
+    last_answer = "" if is_refusal(last_answer) else re.sub(r"\[\d+\]", "", last_answer)[:300]
+    own = {p.lower() for p in key_phrases(question)}
+    terms = [p for p in dict.fromkeys(key_phrases(prev) + key_phrases(last_answer)) if p.lower() not in own]
+    terms = terms[:6] or content_words(prev)[:6]
     return f"{question} ({'; '.join(terms)})" if terms else f"{prev} {question}"
 
 
@@ -294,14 +306,18 @@ def _select_sentences(passages: list[Passage], index: dict[int, PassageIndex], q
 
 _QWORDS = {"what", "who", "whom", "which", "when", "where", "why", "how", "did", "does", "do", "is", "are", "was", "were", "the",
            "a", "an", "in", "on", "after", "before", "between", "considering", "according", "and", "or", "has", "have", "can", "could",
-           "would", "should", "will", "i", "tell", "give", "list", "summarize", "summarise", "explain", "describe", "if", "as", "for", "of"}
+           "would", "should", "will", "i", "tell", "give", "at", "by", "to", "from", "with", "this", "that", "these", "those", "list", "summarize", "summarise", "explain", "describe", "if", "as", "for", "of"}
 
 
 def key_phrases(question: str) -> list[str]:
     """Names and numbers the question is about: capitalised runs ("World Cup", "Ali al-Daffayi") and figures."""
     phrases = []
     for m in re.finditer(r"(?:[A-Z][\w'’.\-]*|al-\w+)(?:\s+(?:of\s+|al-|de\s+|the\s+)?(?:[A-Z][\w'’.\-]*|al-\w+))*", question):
-        words = [w for w in m.group(0).split() if w.lower().strip("'’.") not in _QWORDS]
+        words = m.group(0).split()
+        while words and words[0].lower().strip("'’.") in _QWORDS:  # "Which", "At", "The" open the run, not the name
+            words.pop(0)
+        while words and words[-1].lower() in {"of", "the", "de"}:
+            words.pop()
         if words:
             phrases.append(re.sub(r"['’]s$", "", " ".join(words).strip("'’.,")))
     phrases += re.findall(r"\b\d[\d,.]*\b", question)
@@ -321,7 +337,7 @@ def _retrieval_confident(passages: list[Passage], best_cos: float, best_lex: flo
     phrases = key_phrases(question)
     if not phrases:
         return True
-    hay = " " + " ".join(_norm(f"{p.title} {p.source} {p.full_text}") for p in passages) + " "
+    hay = " " + " ".join(_norm(f"{p.title} {p.source} {_date_words(p.date)} {p.full_text}") for p in passages) + " "
     found = sum(1 for ph in phrases if f" {_norm(ph)} " in hay)
     return found / len(phrases) >= 0.75
 
@@ -342,8 +358,8 @@ def _extractive(passages: list[Passage], index: dict[int, PassageIndex], qv: np.
             continue
         sims = idx.vectors @ qv
         for i, sent in enumerate(idx.sentences):
-            if len(content_words(sent)) < 3:
-                continue
+            if len(content_words(sent)) < 3 or not re.search(r"[.!?…][\"”’)]*$", sent.rstrip()):
+                continue  # fragments and headlines are not answers
             cands.append((float(sims[i]) + 0.3 * lexical_support(question, sent), n, sent))
     cands.sort(reverse=True)
     if not cands:
@@ -359,10 +375,26 @@ def _extractive(passages: list[Passage], index: dict[int, PassageIndex], qv: np.
             continue
         seen_text.add(key)
         picked.append((n, sent))
+    # Without a model to judge, only answer when the chosen sentences cover most of what was asked.
+    cited = {n for n, _ in picked}
+    meta = " ".join(f"{index[n].passage.title} {index[n].passage.source} {_date_words(index[n].passage.date)}" for n in cited)
+    coverage = lexical_support(question, " ".join(sent for _, sent in picked) + " " + meta, ignore=ANSWER_TYPE_WORDS)
+    best_cos = max(float(np.max(idx.vectors @ qv)) for idx in index.values() if idx.sentences)
+    if coverage < EXTRACTIVE_MIN_COVERAGE and best_cos < EXTRACTIVE_MIN_COSINE:
+        return ""
     parts = []
     for n, sent in picked:
         parts.append(f"{sent.rstrip()} [{n}]")
     return " ".join(parts)
+
+
+def _date_words(iso: str) -> str:
+    """'2024-06-12' -> '2024-06-12 June 2024 12' so 'in June 2024' can match an article's date."""
+    try:
+        d = dt.date.fromisoformat(iso)
+    except ValueError:
+        return ""
+    return f"{iso} {d.strftime('%B')} {d.year} {d.day}"
 
 
 def _refusal_text(question: str, applied: dict[str, Any], engine: Engine, passages: list[Passage]) -> str:

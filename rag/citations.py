@@ -110,7 +110,10 @@ def build_index(passages: Sequence[Passage], embed) -> dict[int, PassageIndex]:
 def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_support: float) -> tuple[list[CheckedSentence], list[str]]:
     """Split generated text into sentences and check each one's citations. Returns sentences and notes."""
     text = normalise_markers(text.strip())
-    raw = [text[s:e] for s, e in split_sentences(text)]
+    # A marker followed by a capitalised word ends a sentence even without punctuation ("Headline [1] The ...").
+    raw: list[str] = []
+    for block in re.split(r"(?<=\])\s+(?=[A-Z\"“])", text):
+        raw.extend(block[a:b] for a, b in split_sentences(block))
     # A marker split off on its own ("... Iran. [2]") belongs to the sentence before it.
     merged: list[str] = []
     for r in raw:
@@ -128,7 +131,7 @@ def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_suppor
             cs.status = "refusal"
             out.append(cs)
             continue
-        cited = parse_markers(raw_s)
+        cited = given = parse_markers(raw_s)
         invalid = [n for n in cited if n not in index]
         if invalid:
             notes.append(f"dropped citation marker(s) {', '.join(f'[{n}]' for n in invalid)} that point at no passage")
@@ -150,7 +153,7 @@ def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_suppor
             if best_n is not None and scores[best_n][0] >= min_support:
                 cs.cited = [best_n]
                 cs.support[best_n], cs.quote[best_n] = scores[best_n]
-                cs.status = "reassigned" if cited else "added"
+                cs.status = "reassigned" if given else "added"
                 notes.append(
                     f"citation for “{_short(clean)}” {'moved from ' + ', '.join(f'[{n}]' for n in cited) + ' ' if cited else 'added '}to the passage that supports it"
                 )

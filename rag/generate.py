@@ -14,6 +14,7 @@ and requests to it are serialised with a lock (2 cores gain nothing from paralle
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -398,8 +399,11 @@ class LocalLlamaCpp(CustomLLM):
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         server = self._get_server()
         req = self._request(messages, stream=False, kwargs=kwargs)
-        with _generate_lock:
-            reply = server.handle_chat_completions(req)
+        try:
+            with _generate_lock:
+                reply = server.handle_chat_completions(req)
+        except Exception as exc:  # xllamacpp raises ValueError/RuntimeError for bad requests or a failed decode
+            raise GeneratorError(f"The local model failed: {exc}") from exc
         err = _error_text(reply)
         if err:
             raise GeneratorError(f"The local model failed: {err}")
@@ -413,11 +417,13 @@ class LocalLlamaCpp(CustomLLM):
 
         def gen() -> ChatResponseGen:
             text = ""
-            for delta in _stream_local(server, req):
-                text += delta
-                yield ChatResponse(
-                    message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta
-                )
+            # closing(): when our consumer stops early, cancel the run now, not at garbage collection.
+            with contextlib.closing(_stream_local(server, req)) as deltas:
+                for delta in deltas:
+                    text += delta
+                    yield ChatResponse(
+                        message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta
+                    )
 
         return gen()
 
@@ -568,8 +574,10 @@ def stream_chat(llm: LLM, messages: list[ChatMessage], max_tokens: int | None = 
             # llama-index's OpenAI LLMs let the instance's max_tokens override a per-call one, so
             # use a copy with the new limit (private attrs, i.e. the HTTP client, are shared).
             llm = llm.model_copy(update={"max_tokens": max_tokens})
+    responses: Iterator[Any] | None = None
     try:
-        for resp in llm.stream_chat(messages, **kwargs):
+        responses = iter(llm.stream_chat(messages, **kwargs))
+        for resp in responses:
             if resp.delta:
                 yield resp.delta
     except GeneratorError as exc:
@@ -582,3 +590,10 @@ def stream_chat(llm: LLM, messages: list[ChatMessage], max_tokens: int | None = 
     except Exception as exc:
         logger.warning("Generation failed at %s", where, exc_info=True)
         raise GeneratorError(_friendly(exc, where)) from exc
+    finally:
+        # A caller that stops early (user left, answer cut) must stop the generation too: closing the
+        # inner generator cancels the local model's run or closes the HTTP stream, rather than leaving
+        # that to garbage collection.
+        close = getattr(responses, "close", None)
+        if close is not None:
+            close()

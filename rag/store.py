@@ -184,21 +184,30 @@ class Store:
         self._open()
 
     def _open(self) -> None:
-        self.client = _client(self.settings)
-        try:
-            coll = self.client.get_or_create_collection(
-                name=self.settings.collection,
-                embedding_function=None,  # we always pass our own vectors
-                configuration={"hnsw": {"space": "cosine"}},
-                metadata={"byline": "chunks"},
-            )
-            meta = self.client.get_or_create_collection(name=f"{self.settings.collection}_meta", embedding_function=None)
-        except StoreError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            if self.settings.uses_server and _is_connection_error(exc):
-                raise _unreachable(self.settings, exc) from None
-            raise StoreError(f"Cannot open collection {self.settings.collection!r} in {self.settings.describe_store()}: {exc}") from None
+        # Two processes opening a fresh folder at once race on creating the schema and collections
+        # ("already exists"): in embedded mode that happens under the write lock, and any mode retries.
+        last: Exception | None = None
+        for attempt in range(4):
+            try:
+                with contextlib.nullcontext() if self.settings.uses_server else self.write_lock():
+                    self.client = _client(self.settings)
+                    coll = self.client.get_or_create_collection(
+                        name=self.settings.collection,
+                        embedding_function=None,  # we always pass our own vectors
+                        configuration={"hnsw": {"space": "cosine"}},
+                        metadata={"byline": "chunks"},
+                    )
+                    meta = self.client.get_or_create_collection(name=f"{self.settings.collection}_meta", embedding_function=None)
+                break
+            except StoreError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                if self.settings.uses_server and _is_connection_error(exc):
+                    raise _unreachable(self.settings, exc) from None
+                last = exc
+                time.sleep(0.2 * (attempt + 1))
+        else:
+            raise StoreError(f"Cannot open collection {self.settings.collection!r} in {self.settings.describe_store()}: {last}") from None
         self._collection, self._meta = coll, meta
         self._gen = _GENERATION[self._key]
         if self._vector_store is not None:

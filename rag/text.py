@@ -19,6 +19,11 @@ STOPWORDS = frozenset(
     said says say according per via while whether yet because since until upon within without against among across toward towards
     article report reported reports news story""".split()
 )
+# Words that say what kind of answer is wanted, not what it is about: they need not appear in the evidence.
+ANSWER_TYPE_WORDS = frozenset(
+    """date day dates time year years month many much number amount level name named names kind type long old large big
+    happen happened happens tell know thing things someone something place""".split()
+)
 _WORD = re.compile(r"[\w][\w'’\-]*", re.U)
 
 
@@ -90,9 +95,9 @@ def numbers(text: str) -> set[str]:
     return {m.replace(",", "") for m in re.findall(r"\d[\d,]*(?:\.\d+)?", text)}
 
 
-def lexical_support(claim: str, evidence: str) -> float:
+def lexical_support(claim: str, evidence: str, ignore: frozenset[str] = frozenset()) -> float:
     """Share of the claim's content words that the evidence contains (0-1)."""
-    cw = content_words(claim)
+    cw = [w for w in content_words(claim) if w not in ignore]
     if not cw:
         return 0.0
     ev = set(content_words(evidence))

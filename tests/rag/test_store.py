@@ -188,18 +188,17 @@ def test_write_lock_excludes_other_processes(settings: Settings, store: Store) -
         from rag.config import Settings
         from rag.store import Store
         s = Store(Settings(data_dir=Path({str(settings.data_dir)!r})))
-        t = time.monotonic()
         with s.write_lock():
-            print(round(time.monotonic() - t, 2))
+            print(repr(time.time()))
     """)
     with store.write_lock():
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 cwd=Path(__file__).resolve().parents[2])
-        time.sleep(6.0)  # the child imports chromadb (a few s) and then waits on the lock
-        assert proc.poll() is None
+        time.sleep(5.0)  # the child imports chromadb and then waits on the lock
+        released = time.time()
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]
-    assert float(out.strip().splitlines()[-1]) > 0.5  # it had to wait for us
+    assert float(out.strip().splitlines()[-1]) >= released  # it got the lock only after we let go
 
 
 def test_forget_clients_reconnects_open_store(store: Store) -> None:

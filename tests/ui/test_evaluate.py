@@ -77,11 +77,31 @@ def test_eval_end_to_end_multihop(tmp_path, capsys):
     assert "Tang" in rep["dataset"]["attribution"]
     assert Path(rep["chart"]).is_file()
 
-    # a second run against the first: same retrieval numbers (deterministic), nothing flagged as regressed
-    out2 = tmp_path / "report2.json"
-    rc = main(["eval", "--data-dir", str(tmp_path / "byline"), "--limit", "20", "--seed", "0", "--generator", "extractive",
-               "--retrieval-only", "--out", str(out2), "--compare", str(out), "--json"])
+
+
+def test_cli_compare_and_json_output(tmp_path, monkeypatch, capsys):
+    """--compare/--json/--out/--chart wiring, with the run itself replaced by a canned report."""
+    prev = _report({"hits@1": 0.80, "mrr@10": 0.85, "accuracy": 0.30, "total_p50_s": 1.0, "errors": 0})
+    prev_path = tmp_path / "prev.json"
+    prev_path.write_text(json.dumps(prev))
+    cur = _report({"hits@1": 0.70, "mrr@10": 0.85, "accuracy": 0.30, "total_p50_s": 1.0, "errors": 0})
+    qfile = tmp_path / "q.json"
+    qfile.write_text(json.dumps([{"question": "Who?", "answer": "Ann", "question_type": "inference_query"}]))
+    seen = {}
+
+    def fake_run_eval(questions, corpus, settings, **kw):
+        seen.update(questions=questions, corpus=corpus, top_k=settings.top_k, generator=settings.generator, **kw)
+        return json.loads(json.dumps(cur))
+
+    monkeypatch.setattr(evaluate, "run_eval", fake_run_eval)
+    out = tmp_path / "r" / "cur.json"
+    rc = main(["eval", "--data-dir", str(tmp_path / "d"), "--questions", str(qfile), "--index-existing", "--k", "4",
+               "--generator", "extractive", "--out", str(out), "--compare", str(prev_path), "--json"])
     assert rc == 0
-    rep2 = json.loads(out2.read_text())
-    assert rep2["metrics"]["overall"]["hits@4"] == m["hits@4"]
-    assert rep2["compare"]["status"]["overall"]["hits@4"] == "same"
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["compare"]["status"]["overall"]["hits@1"] == "regressed"
+    assert printed["compare"]["status"]["overall"]["mrr@10"] == "same"
+    assert json.loads(out.read_text())["compare"]["previous"] == str(prev_path)
+    assert (tmp_path / "r" / "cur.png").is_file()
+    assert seen["top_k"] == 4 and seen["generator"] == "extractive" and seen["index_existing"] and seen["corpus"] == []
+    assert len(seen["questions"]) == 1

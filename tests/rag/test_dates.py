@@ -1,0 +1,50 @@
+"""Relative and explicit dates in questions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from rag.dates import resolve
+
+REF = dt.date(2024, 6, 19)  # a Wednesday
+
+
+@pytest.mark.parametrize("q,lo,hi", [
+    ("What happened yesterday?", "2024-06-18", "2024-06-18"),
+    ("What happened last week?", "2024-06-10", "2024-06-16"),
+    ("news this week", "2024-06-17", "2024-06-19"),
+    ("What happened last month?", "2024-05-01", "2024-05-31"),
+    ("anything in the past 3 days", "2024-06-16", "2024-06-19"),
+    ("What was reported since March 2024?", "2024-03-01", None),
+    ("What was reported after March 2024?", "2024-04-01", None),
+    ("What happened before 2024?", None, "2023-12-31"),
+    ("between January 2024 and March 2024", "2024-01-01", "2024-03-31"),
+    ("last year", "2023-01-01", "2023-12-31"),
+])
+def test_strict_ranges(q: str, lo: str | None, hi: str | None) -> None:
+    i = resolve(q, REF)
+    assert (i.date_from.isoformat() if i.date_from else None, i.date_to.isoformat() if i.date_to else None) == (lo, hi)
+
+
+def test_in_month_prefers_but_does_not_filter() -> None:
+    i = resolve("What did Iraq sign in September?", REF)
+    assert i.date_from is None and i.date_to is None
+    assert i.boost == [(dt.date(2023, 9, 1), dt.date(2023, 9, 30))]  # the most recent September before the reference date
+
+
+def test_bare_month_follows_the_archive() -> None:
+    i = resolve("What happened in March?", dt.date(2026, 11, 25), archive_months={(2024, 3)})
+    assert i.boost == [(dt.date(2024, 3, 1), dt.date(2024, 3, 31))]
+
+
+def test_several_explicit_dates_all_count() -> None:
+    i = resolve("Between the report from 'The Verge' on 2023-11-24 and the report from 'Wired' on 2023-11-25, ...", REF)
+    assert (dt.date(2023, 11, 24), dt.date(2023, 11, 24)) in i.boost and (dt.date(2023, 11, 25), dt.date(2023, 11, 25)) in i.boost
+
+
+def test_latest_means_recency_and_plain_questions_have_no_dates() -> None:
+    assert resolve("What is the latest on the Port of Saltmere?", REF).recency
+    i = resolve("Who is Ali al-Daffayi?", REF)
+    assert not (i.date_from or i.date_to or i.boost or i.recency)
