@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # content words, or one sentence is this close in meaning.
 EXTRACTIVE_MIN_COVERAGE = 0.6
 EXTRACTIVE_MIN_COSINE = 0.6
+# A generated (non yes/no) answer with its evidence must contain this share of the question's terms.
+LLM_MIN_COVERAGE = 0.55
 
 History = Sequence[dict[str, str]] | Sequence[tuple[str, str]] | None
 
@@ -154,11 +156,7 @@ def ask_stream(question: str, *, history: History = None, filters: Filters | dic
     t = time.perf_counter()
     prompt_tokens = 0
     if engine.generator == "extractive":
-        # Date phrases were turned into filters; they are not words the evidence must contain.
-        topic = standalone
-        for ph in intent.phrases:
-            topic = re.sub(re.escape(ph), " ", topic, flags=re.I)
-        raw = _extractive(passages, index, qv, topic)
+        raw = _extractive(passages, index, qv, _topic(standalone, intent.phrases))
         timings["first_token"] = time.perf_counter() - t0
         yield raw
     else:
@@ -183,7 +181,16 @@ def ask_stream(question: str, *, history: History = None, filters: Filters | dic
     checked, vnotes = check_sentences(raw, index, engine.embedder.embed, s.min_support)
     notes.extend(vnotes)
     qquotes = {n: idx.sentences[int(np.argmax(idx.vectors @ qv))] for n, idx in index.items() if idx.sentences}
-    text, citations = render(checked, index, qquotes)
+    yes_no = is_yes_no_question(standalone)
+    text, citations = render(checked, index, qquotes, yes_no=yes_no)
+    if citations and engine.generator != "extractive" and not yes_no:
+        # A true sentence that does not address the question is no answer ("What is the population
+        # of Saltmere?" answered with the port's storm damage).
+        evidence = " ".join(f"{c.quote} {c.title} {c.source} {_date_words(c.date)}" for c in citations)
+        coverage = lexical_support(_topic(standalone, intent.phrases), f"{text} {evidence}", ignore=ANSWER_TYPE_WORDS)
+        if coverage < LLM_MIN_COVERAGE:
+            notes.append(f"the generated answer was withheld: it does not address the question (covers {coverage:.0%} of its terms)")
+            text, citations = "", []
     timings["verify"] = time.perf_counter() - t
     if not citations:
         refusal = _refusal_text(standalone, applied, engine, passages)
@@ -257,6 +264,20 @@ def rewrite_question(question: str, history: list[dict[str, str]], engine: Engin
     terms = [p for p in dict.fromkeys(key_phrases(prev) + key_phrases(last_answer)) if p.lower() not in own]
     terms = terms[:6] or content_words(prev)[:6]
     return f"{question} ({'; '.join(terms)})" if terms else f"{prev} {question}"
+
+
+def _topic(question: str, date_phrases: list[str]) -> str:
+    """The question without its date phrases: those became filters, the evidence need not contain them."""
+    for ph in date_phrases:
+        question = re.sub(re.escape(ph), " ", question, flags=re.I)
+    return question
+
+
+def is_yes_no_question(question: str) -> bool:
+    # "Does ...?" or a lead-in clause then ", did ...?" ("After the report by The Age on October 22, 2023, did ...").
+    if re.match(r"\s*(who|whom|whose|what|which|when|where|why|how)\b", question, re.I):
+        return False
+    return bool(re.search(r"(^|,\s*)(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\s", question.strip(), re.I))
 
 
 def _select_sentences(passages: list[Passage], index: dict[int, PassageIndex], qv: np.ndarray, question: str, budget: int) -> tuple[float, float]:

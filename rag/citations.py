@@ -168,12 +168,17 @@ def _short(s: str, n: int = 80) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def render(checked: list[CheckedSentence], index: dict[int, PassageIndex], question_quotes: dict[int, str]) -> tuple[str, list[Citation]]:
-    """Final text with markers renumbered 1..n by first appearance, and the matching citations."""
+def render(checked: list[CheckedSentence], index: dict[int, PassageIndex], question_quotes: dict[int, str],
+           yes_no: bool = False) -> tuple[str, list[Citation]]:
+    """Final text with markers renumbered 1..n by first appearance, and the matching citations.
+
+    A bare "Yes."/"No." is an answer only to a yes/no question and only with a valid citation;
+    the cited passages' sentences closest to the question are then quoted as the evidence.
+    """
     kept = [c for c in checked if c.status in ("ok", "reassigned", "added", "connective")]
-    # A bare "Yes." with nothing checkable after it is not an answer on its own.
     if not any(c.status != "connective" for c in kept):
-        return "", []
+        if not (yes_no and any(c.cited for c in kept)):
+            return "", []
     order: list[int] = []
     for c in kept:
         for n in c.cited:

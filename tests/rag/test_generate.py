@@ -123,6 +123,7 @@ def test_join_parts_in_order_and_marks_verified(tmp_path: Path) -> None:
     assert dest.read_bytes() == b"".join(p.read_bytes() for p in parts)
     assert gen._marker_ok(dest, size, sha)
     assert _leftovers(dest.parent) == ["model.gguf", "model.gguf.verified.json"]
+    assert dest.stat().st_mode & 0o777 == 0o644
 
 
 @pytest.mark.parametrize("damage", ["flip_byte", "swap_order", "truncate"])

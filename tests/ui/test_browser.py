@@ -223,6 +223,8 @@ def test_first_token_local_generator(page: Any) -> None:
     page.get_by_text("Filters and answer generator").click()
     page.get_by_label("Local model (Qwen2.5 1.5B, offline)").check()
     cold = ask(page, "How many Aerio X2 speakers did Novalink recall?")
+    page.locator("#byline-clear").click()  # a fresh conversation: no follow-up rewrite before retrieval
+    page.wait_for_function("() => document.querySelectorAll('#byline-chat [data-testid=\"bot\"]').length === 0")
     warm = ask(page, "Which storm closed the Port of Saltmere?")
     print(f"\n[first token, local, cold (loads the model)] {cold:.2f} s\n[first token, local, warm] {warm:.2f} s")
     assert markers(page) == cards(page) or page.locator("#byline-sources .byline-refused").count() == 1

