@@ -43,6 +43,13 @@ class SentenceTransformerEmbedding(BaseEmbedding):
         super().__init__(model_name=Path(model_path).name, embed_batch_size=embed_batch_size, model_path=model_path, **kwargs)
         from sentence_transformers import SentenceTransformer
 
+        try:  # the "Loading weights" bar is noise on every start
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:  # pragma: no cover
+            pass
+
         if not Path(model_path).is_dir():
             raise ConfigError(f"embedder folder does not exist: {model_path!r}")
         try:

@@ -259,8 +259,10 @@ def is_refusal_gold(gold: str) -> bool:
 
 
 def looks_like_refusal(text: str) -> bool:
+    """Does the answer's first sentence decline (so quoted article text deeper in an answer is not mistaken for one)?"""
     t = " ".join((text or "").lower().translate(_QUOTES).split())
-    return any(p in t for p in _REFUSAL_PATTERNS)
+    first = re.split(r"(?<=[.!?])\s", t, maxsplit=1)[0]
+    return any(p in first for p in _REFUSAL_PATTERNS)
 
 
 _YES = {"yes", "yeah", "true", "correct"}

@@ -130,6 +130,8 @@ class Retriever:
                 import Stemmer
                 from llama_index.retrievers.bm25 import BM25Retriever
 
+                logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets itself to DEBUG on import
+
                 cache.retriever = BM25Retriever.from_defaults(nodes=nodes, stemmer=Stemmer.Stemmer("english"), language="english",
                                                               similarity_top_k=min(len(nodes), self.settings.candidates * 3))
             else:

@@ -499,13 +499,20 @@ def launch(settings: Settings, host: str | None = None, port: int | None = None,
         port = free_port(host)
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=1)
+    try:
+        _launch(demo, host, port, auth, block, quiet)
+    except OSError as exc:  # port taken, address not on this machine
+        raise ConfigError(f"cannot serve the chat on {host}:{port}: {exc}. Pick another --port (0 = any free port).") from None
+    return demo
+
+
+def _launch(demo: gr.Blocks, host: str, port: int, auth: str | None, block: bool, quiet: bool) -> None:
     demo.launch(
         server_name=host, server_port=port, auth=parse_auth(auth), share=False, inbrowser=False,
         prevent_thread_lock=not block, show_error=False, quiet=quiet, css=CSS, max_file_size=MAX_UPLOAD,
         ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False, footer_links=["api", "settings"],
         auth_message="Byline: sign in with the user:password given to --auth." if auth else None,
     )
-    return demo
 
 
 def run_from_cli(args: argparse.Namespace, settings: Settings) -> int:
@@ -514,7 +521,9 @@ def run_from_cli(args: argparse.Namespace, settings: Settings) -> int:
     port = settings.port if port is None else port
     auth = getattr(args, "auth", None) or settings.auth
     check_binding(host, auth)  # before anything heavy is loaded
+    if port == 0:
+        port = free_port(host)
     shown = f"[{host}]" if ":" in host else host
-    print(f"Byline chat: http://{shown}:{port or '(free port)'}/  (Ctrl+C to stop)" + ("  [password required]" if auth else ""), flush=True)
+    print(f"Byline chat: http://{shown}:{port}/  (Ctrl+C to stop)" + ("  [password required]" if auth else ""), flush=True)
     launch(settings, host=host, port=port, auth=auth, block=True, quiet=True)
     return 0

@@ -111,6 +111,10 @@ def run_from_cli(args: argparse.Namespace, settings: Settings) -> int:
     if not questions:
         raise ConfigError(f"{qpath}: no questions")
     picked = sample_questions(questions, args.limit, args.seed)
+    if args.k is not None and not 1 <= args.k <= 50:
+        raise ConfigError(f"--k {args.k}: use 1..50")
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit {args.limit}: use a positive number")
     if args.k:
         settings = settings.model_copy(update={"top_k": args.k})
     report = run_eval(picked, corpus, settings, index_existing=args.index_existing, retrieval_only=args.retrieval_only,

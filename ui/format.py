@@ -210,13 +210,16 @@ def sources_panel(answer: Answer) -> str:
         parts.append('<div class="byline-empty">No passages were cited for this answer.</div>')
     if answer.notes:
         parts.append('<ul class="byline-notes">' + "".join(f"<li><small>{esc(n)}</small></li>" for n in answer.notes) + "</ul>")
-    t = answer.timings.get("total") if answer.timings else None
+    timings = answer.timings or {}
+    t, ft = timings.get("total"), timings.get("first_token")
     if t is not None or answer.generator:
         bits = []
         if answer.generator:
             bits.append(f"generator: {answer.generator}")
+        if ft is not None:
+            bits.append(f"first words after {float(ft):.1f} s")
         if t is not None:
-            bits.append(f"{float(t):.1f} s")
+            bits.append(f"total {float(t):.1f} s")
         parts.append(f'<div class="byline-timing"><small>{esc(" · ".join(bits))}</small></div>')
     parts.append("</div>")
     return "".join(p for p in parts if p)

@@ -284,7 +284,7 @@ def test_real_refusal(archive: BylineUI) -> None:
 
 def test_real_outlet_filter_and_api(archive: BylineUI) -> None:
     assert "Metro Wire" in archive.outlets()
-    d = archive.ask_api("What product was recalled?", sources=["Metro Wire"], date_from="2024-03-01", date_to="2024-03-31")
+    d = archive.ask_api("How many Aerio X2 speakers did Novalink recall?", sources=["Metro Wire"], date_from="2024-03-01", date_to="2024-03-31")
     assert not d["refused"] and d["citations"] and all(c["source"] == "Metro Wire" for c in d["citations"])
     assert {int(n) for n in re.findall(r"\[(\d+)\]", d["text"])} == {c["number"] for c in d["citations"]}
     import gradio as gr
@@ -334,3 +334,35 @@ def test_ingest_and_delete_handlers(tmp_path: Path) -> None:
     assert "<strong>1</strong> articles" in stats3
     assert "Enter an article id" in ui.delete("  ")[0]
     assert "Nothing to ingest" in ui.ingest(None, "")[0]
+
+
+def test_launch_with_auth_needs_login_and_keeps_loopback(settings: Settings) -> None:
+    import httpx
+    from gradio_client import Client
+
+    from ui.app import launch
+
+    demo = launch(settings, port=0, auth="editor:s3cret", block=False, quiet=True)
+    try:
+        url = demo.local_url
+        assert url.startswith("http://127.0.0.1:")
+        assert httpx.get(url + "config", timeout=10).status_code == 401
+        with pytest.raises(Exception):
+            Client(url, verbose=False)
+        client = Client(url, auth=("editor", "s3cret"), verbose=False)
+        assert "/ask" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert getattr(demo, "share_url", None) is None
+    finally:
+        demo.close()
+
+
+def test_launch_on_busy_port_is_a_friendly_error(settings: Settings) -> None:
+    import socket
+
+    from ui.app import launch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        with pytest.raises(ConfigError, match="cannot serve the chat"):
+            launch(settings, port=s.getsockname()[1], block=False, quiet=True)

@@ -131,7 +131,7 @@ def test_chat_streams_cites_and_follows_up(page: Any) -> None:
     assert link.get_attribute("rel") == "noopener noreferrer" and link.get_attribute("href").startswith("https://")
 
     ttft_warm = ask(page, "Which outlet reported the Port of Saltmere closure, and which storm caused it?")
-    print(f"[first token, extractive, warm] {ttft_warm:.2f} s")
+    print(f"[first token, extractive, warm] {ttft_warm:.2f} s (server: {page.locator('#byline-sources .byline-timing').inner_text()})")
     assert "Ingrid" in last_bot(page).inner_text()
     assert markers(page) == cards(page)
 
@@ -226,5 +226,6 @@ def test_first_token_local_generator(page: Any) -> None:
     page.locator("#byline-clear").click()  # a fresh conversation: no follow-up rewrite before retrieval
     page.wait_for_function("() => document.querySelectorAll('#byline-chat [data-testid=\"bot\"]').length === 0")
     warm = ask(page, "Which storm closed the Port of Saltmere?")
-    print(f"\n[first token, local, cold (loads the model)] {cold:.2f} s\n[first token, local, warm] {warm:.2f} s")
+    server_side = page.locator("#byline-sources .byline-timing").inner_text()
+    print(f"\n[first token, local, cold (loads the model)] {cold:.2f} s\n[first token, local, warm] {warm:.2f} s (server: {server_side})")
     assert markers(page) == cards(page) or page.locator("#byline-sources .byline-refused").count() == 1
