@@ -270,7 +270,8 @@ def _topic(question: str, date_phrases: list[str]) -> str:
     """The question without its date phrases: those became filters, the evidence need not contain them."""
     for ph in date_phrases:
         question = re.sub(re.escape(ph), " ", question, flags=re.I)
-    return question
+    # "What product ...", "which club ...": the noun after the question word names the kind of answer.
+    return re.sub(r"\b(what|which)\s+[\w'’-]+", " ", question, flags=re.I)
 
 
 def is_yes_no_question(question: str) -> bool:

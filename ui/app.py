@@ -457,6 +457,7 @@ def build_app(settings: Settings) -> gr.Blocks:
                     refresh_btn = gr.Button("Refresh", size="sm", elem_id="byline-refresh")
             table = gr.Dataframe(headers=ARTICLE_HEADERS, datatype=["str", "str", "str", "str", "number"], interactive=False,
                                  label="Articles (newest first)", elem_id="byline-articles", wrap=True, max_height=420,
+                                 column_widths=["17%", "11%", "17%", "47%", "8%"],
                                  show_search="search")
         state = gr.State({"display": [], "history": []})
 

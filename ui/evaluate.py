@@ -105,7 +105,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run_from_cli(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
-    console = Console(stderr=bool(args.json), highlight=False, soft_wrap=True)
+    stream = sys.stderr if args.json else sys.stdout
+    # Piped or captured output: wide enough for the table (rich would fall back to 80 columns and truncate).
+    console = Console(stderr=bool(args.json), highlight=False, soft_wrap=True, width=None if stream.isatty() else 150)
     qpath, corpus = resolve_inputs(args.questions, args.corpus, need_corpus=not args.index_existing)
     questions = load_questions(qpath)
     if not questions:
@@ -392,11 +394,11 @@ def render_table(report: dict[str, Any], previous: dict[str, Any] | None = None)
     table = Table(title=title, caption=DATASET_ATTRIBUTION if report["dataset"].get("multihop_rag") else None, caption_justify="left")
     table.add_column("metric", no_wrap=True)
     for g in groups:
-        table.add_column(g.replace("_query", ""), justify="right")
+        table.add_column(g.replace("_query", ""), justify="right", no_wrap=True)
     prev_metrics = (previous or {}).get("metrics", {})
     if previous:
-        table.add_column("previous", justify="right")
-        table.add_column("Δ", justify="right")
+        table.add_column("previous", justify="right", no_wrap=True)
+        table.add_column("Δ", justify="right", no_wrap=True)
     status = (report.get("compare") or {}).get("status", {})
     for key, label, kind in TABLE_ROWS:
         if all(metrics[g].get(key) is None for g in groups):
