@@ -188,15 +188,11 @@ class Ingestor:
             self.store.upsert(ids, vectors, docs, metas)
             if stale:
                 self.store.delete_chunks(stale)
-            self.store.bump_version()
         report.chunks_embedded += len(ids)
         report.chunks_deleted += len(stale)
         if progress:
             progress("article", len(batch))
 
     def delete(self, article_id: str) -> int:
-        with self.store.write_lock():
-            n = self.store.delete_article(article_id)
-            if n:
-                self.store.bump_version()
-        return n
+        """Remove an article's chunks; returns how many were removed (0: no such article)."""
+        return self.store.delete_article(article_id)

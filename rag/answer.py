@@ -30,12 +30,14 @@ from rag.types import Answer, Filters, Passage
 
 log = logging.getLogger(__name__)
 
-# The extractive generator answers only when its sentences contain this share of the question's
-# content words, or one sentence is this close in meaning.
+# The extractive generator answers only when the retrieved passages contain this share of the
+# question's content words, or one sentence is this close in meaning.
 EXTRACTIVE_MIN_COVERAGE = 0.6
 EXTRACTIVE_MIN_COSINE = 0.6
 # A generated (non yes/no) answer with its evidence must contain this share of the question's terms.
 LLM_MIN_COVERAGE = 0.55
+# For questions with more than 8 content words (paraphrased, multi-part questions).
+LONG_QUESTION_MIN_COVERAGE = 0.4
 
 History = Sequence[dict[str, str]] | Sequence[tuple[str, str]] | None
 
@@ -186,9 +188,9 @@ def ask_stream(question: str, *, history: History = None, filters: Filters | dic
     if citations and engine.generator != "extractive" and not yes_no:
         # A true sentence that does not address the question is no answer ("What is the population
         # of Saltmere?" answered with the port's storm damage).
-        evidence = " ".join(f"{c.quote} {c.title} {c.source} {_date_words(c.date)}" for c in citations)
-        coverage = lexical_support(_topic(standalone, intent.phrases), f"{text} {evidence}", ignore=ANSWER_TYPE_WORDS)
-        if coverage < LLM_MIN_COVERAGE:
+        cited = [p for p in passages if p.chunk_id in {c.chunk_id for c in citations}]
+        coverage = lexical_support(_topic(standalone, intent.phrases), f"{text} {_evidence_text(cited)}", ignore=ANSWER_TYPE_WORDS)
+        if coverage < required_coverage(standalone, LLM_MIN_COVERAGE):
             notes.append(f"the generated answer was withheld: it does not address the question (covers {coverage:.0%} of its terms)")
             text, citations = "", []
     timings["verify"] = time.perf_counter() - t
@@ -264,6 +266,13 @@ def rewrite_question(question: str, history: list[dict[str, str]], engine: Engin
     terms = [p for p in dict.fromkeys(key_phrases(prev) + key_phrases(last_answer)) if p.lower() not in own]
     terms = terms[:6] or content_words(prev)[:6]
     return f"{question} ({'; '.join(terms)})" if terms else f"{prev} {question}"
+
+
+def required_coverage(question: str, short: float) -> float:
+    """Short questions name exactly what they want, so most of their terms must be found; long, descriptive
+    ones restate the facts in their own words (paraphrase), so a smaller share is enough."""
+    n = len([w for w in content_words(question) if w not in ANSWER_TYPE_WORDS])
+    return short if n <= 8 else LONG_QUESTION_MIN_COVERAGE
 
 
 def _topic(question: str, date_phrases: list[str]) -> str:
@@ -398,16 +407,19 @@ def _extractive(passages: list[Passage], index: dict[int, PassageIndex], qv: np.
         seen_text.add(key)
         picked.append((n, sent))
     # Without a model to judge, only answer when the chosen sentences cover most of what was asked.
-    cited = {n for n, _ in picked}
-    meta = " ".join(f"{index[n].passage.title} {index[n].passage.source} {_date_words(index[n].passage.date)}" for n in cited)
-    coverage = lexical_support(question, " ".join(sent for _, sent in picked) + " " + meta, ignore=ANSWER_TYPE_WORDS)
+    coverage = lexical_support(question, _evidence_text([idx.passage for idx in index.values()]), ignore=ANSWER_TYPE_WORDS)
     best_cos = max(float(np.max(idx.vectors @ qv)) for idx in index.values() if idx.sentences)
-    if coverage < EXTRACTIVE_MIN_COVERAGE and best_cos < EXTRACTIVE_MIN_COSINE:
+    if coverage < required_coverage(question, EXTRACTIVE_MIN_COVERAGE) and best_cos < EXTRACTIVE_MIN_COSINE:
         return ""
     parts = []
     for n, sent in picked:
         parts.append(f"{sent.rstrip()} [{n}]")
     return " ".join(parts)
+
+
+def _evidence_text(passages: list[Passage]) -> str:
+    """Passages with their title, outlet and date spelled out: what a question's terms may be found in."""
+    return " ".join(f"{p.title} {p.source} {_date_words(p.date)} {p.full_text}" for p in passages)
 
 
 def _date_words(iso: str) -> str:

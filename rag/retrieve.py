@@ -11,6 +11,8 @@ import logging
 import math
 import threading
 import time
+
+import numpy as np
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,6 +180,8 @@ class Retriever:
         """Fused, de-duplicated candidates, best first."""
         filters = filters or Filters()
         n = self.settings.candidates
+        # Checks the store's version token first: that also refreshes an embedded client another process wrote to.
+        self._bm25_index()
         qvec = qvec if qvec is not None else self.embedder.get_query_embedding(question)
         by_id: dict[str, Candidate] = {}
         for rank, (cid, cos, text, md) in enumerate(self._dense_search(qvec, n, filters)):
@@ -187,17 +191,20 @@ class Retriever:
         missing = [cid for cid, _ in bm if cid not in by_id]
         fetched: dict[str, tuple[str, dict[str, Any]]] = {}
         if missing:
-            got = self.store.collection.get(ids=missing, include=["metadatas", "documents"])
-            fetched = {cid: (doc, md) for cid, doc, md in zip(got["ids"], got["documents"], got["metadatas"])}
+            # The stored vectors give keyword-only hits a dense score on the same scale, without re-embedding.
+            got = self.store.collection.get(ids=missing, include=["metadatas", "documents", "embeddings"])
+            q = np.asarray(qvec, dtype=np.float32)
+            fetched = {cid: (doc, md, float(np.asarray(vec, dtype=np.float32) @ q))
+                       for cid, doc, md, vec in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])}
         rank = 0
         for cid, score in bm:
             if cid in by_id:
                 c = by_id[cid]
             elif cid in fetched:
-                doc, md = fetched[cid]
+                doc, md, cos = fetched[cid]
                 if not matches(md, filters):
                     continue
-                c = by_id[cid] = Candidate(cid, doc, md)
+                c = by_id[cid] = Candidate(cid, doc, md, dense=cos)
             else:
                 continue  # deleted since the BM25 index was built
             c.bm25, c.bm25_rank = score, rank
@@ -206,12 +213,6 @@ class Retriever:
                 break
         if not by_id:
             return []
-        # Dense scores for BM25-only hits, so refusal and ranking can use one scale.
-        need = [c for c in by_id.values() if c.dense_rank is None]
-        if need:
-            vecs = self.embedder.embed([c.text for c in need])
-            for c, v in zip(need, vecs):
-                c.dense = float(sum(a * b for a, b in zip(qvec, v)))
         k = self.settings.rrf_k
         for c in by_id.values():
             c.fused = (1.0 / (k + c.dense_rank + 1) if c.dense_rank is not None else 0.0) + (1.0 / (k + c.bm25_rank + 1) if c.bm25_rank is not None else 0.0)

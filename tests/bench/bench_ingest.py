@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for k, v in rows:
         table.add_row(k, v)
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 120).print(table)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

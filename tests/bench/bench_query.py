@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             p50, p95 = r.get(f"{k}_p50_s"), r.get(f"{k}_p95_s")
             table.add_row(f"ask() {r['generator']}: {k}", "-" if p50 is None else f"{p50:.3f}", "-" if p95 is None else f"{p95:.3f}",
                           f"{r['questions']} q, {r['refused']} refused, warm-up {r['warmup_s']:.1f} s" if k == "total" else "")
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 120).print(table)
     if args.json:
         Path(args.json).write_text(json.dumps({"store": store_rows, "generators": gen_rows, "load_avg_1m": load, "cores": os.cpu_count()}, indent=2))
     return 0
