@@ -158,7 +158,7 @@ def ask_stream(question: str, *, history: History = None, filters: Filters | dic
     t = time.perf_counter()
     prompt_tokens = 0
     if engine.generator == "extractive":
-        raw = _extractive(passages, index, qv, _topic(standalone, intent.phrases))
+        raw = _extractive(passages, index, qv, _topic(standalone, intent.phrases), focus=_topic(q, intent.phrases))
         timings["first_token"] = time.perf_counter() - t0
         yield raw
     else:
@@ -263,7 +263,10 @@ def rewrite_question(question: str, history: list[dict[str, str]], engine: Engin
     last_answer = next((t["content"] for t in reversed(history) if t["role"] == "assistant"), "")
     last_answer = "" if is_refusal(last_answer) else re.sub(r"\[\d+\]", "", last_answer)[:300]
     own = {p.lower() for p in key_phrases(question)}
-    terms = [p for p in dict.fromkeys(key_phrases(prev) + key_phrases(last_answer)) if p.lower() not in own]
+    # Names carry over; dates and figures from the last answer would only pull retrieval back to it.
+    noise = re.compile(r"^(\d[\d,.]*|monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|march|april|may|june|july"
+                       r"|august|september|october|november|december)$", re.I)
+    terms = [p for p in dict.fromkeys(key_phrases(prev) + key_phrases(last_answer)) if p.lower() not in own and not noise.match(p)]
     terms = terms[:6] or content_words(prev)[:6]
     return f"{question} ({'; '.join(terms)})" if terms else f"{prev} {question}"
 
@@ -381,8 +384,13 @@ def _format_passages(passages: list[Passage]) -> str:
     return "\n\n".join(out)
 
 
-def _extractive(passages: list[Passage], index: dict[int, PassageIndex], qv: np.ndarray, question: str) -> str:
-    """No LLM: the best supporting sentences, verbatim, each with its passage marker."""
+def _extractive(passages: list[Passage], index: dict[int, PassageIndex], qv: np.ndarray, question: str, focus: str = "") -> str:
+    """No LLM: the best supporting sentences, verbatim, each with its passage marker.
+
+    ``focus`` is the user's own words: for a rewritten follow-up ("Who is the harbour master there?"
+    plus names carried over from the conversation) the sentence must match what was asked now.
+    """
+    focus = focus or question
     cands: list[tuple[float, int, str]] = []
     for n, idx in index.items():
         if not idx.sentences:
@@ -391,7 +399,10 @@ def _extractive(passages: list[Passage], index: dict[int, PassageIndex], qv: np.
         for i, sent in enumerate(idx.sentences):
             if len(content_words(sent)) < 3 or not re.search(r"[.!?…][\"”’)]*$", sent.rstrip()):
                 continue  # fragments and headlines are not answers
-            cands.append((float(sims[i]) + 0.3 * lexical_support(question, sent), n, sent))
+            score = float(sims[i]) + 0.3 * lexical_support(question, sent)
+            if focus != question:
+                score += 0.3 * lexical_support(focus, sent)
+            cands.append((score, n, sent))
     cands.sort(reverse=True)
     if not cands:
         return ""
