@@ -202,6 +202,7 @@ def article_from_record(record: dict[str, Any], *, origin: str) -> Article:
         url=url,
         category=_as_text(first(record, "category")),
         origin=origin,
-        id=str(rid) if rid not in (None, "") and not url else "",
+        # A record's own id is kept only when it can be globally unique: "1" from two files would collide.
+        id=str(rid) if rid not in (None, "") and not url and len(str(rid)) >= 8 else "",
         extra=extra,
     )

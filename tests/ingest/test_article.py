@@ -124,7 +124,9 @@ def test_record_extras_and_categories():
 
 
 def test_record_id_used_only_without_url():
-    assert article_from_record({"id": "rec-1", "text": "Body"}, origin="r").id == "rec-1"
+    assert article_from_record({"id": "record-0001", "text": "Body"}, origin="r").id == "record-0001"
+    # A short id like "1" is not unique across files: the content hash is used instead.
+    assert article_from_record({"id": "1", "text": "Body"}, origin="r").id == article_id("", "Body")
     with_url = article_from_record({"id": "rec-1", "url": "https://e.example/x", "text": "Body"}, origin="r")
     assert with_url.id == article_id("https://e.example/x", "")
 
