@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from rag.citations import PassageIndex, build_index, check_sentences, is_refusal, render
+from rag.citations import CheckedSentence, PassageIndex, build_index, check_sentences, is_refusal, parse_markers, render
 from rag.config import Settings
 from rag.dates import resolve as resolve_dates
 from rag.embed import get_embedder
@@ -185,6 +185,15 @@ def ask_stream(question: str, *, history: History = None, filters: Filters | dic
     qquotes = {n: idx.sentences[int(np.argmax(idx.vectors @ qv))] for n, idx in index.items() if idx.sentences}
     yes_no = is_yes_no_question(standalone)
     text, citations = render(checked, index, qquotes, yes_no=yes_no)
+    verdict = re.match(r"\s*(yes|no)\b", raw, re.I)
+    if not citations and yes_no and verdict and engine.generator != "extractive":
+        # The model's yes/no judgment over the shown passages, without its unverifiable wording:
+        # the verdict is shown with the passages it relied on quoted, and flagged as a judgment.
+        cited = [n for n in parse_markers(raw) if n in index] or [p.number for p in passages[:2]]
+        text, citations = render([CheckedSentence(text=verdict.group(1).capitalize() + ".", cited=cited, status="connective")],
+                                 index, qquotes, yes_no=True)
+        notes.append("only the yes/no verdict is shown: the model's explanation was not supported word for word by the passages; "
+                     "the quoted passages are what it judged from")
     if citations and engine.generator != "extractive" and not yes_no:
         # A true sentence that does not address the question is no answer ("What is the population
         # of Saltmere?" answered with the port's storm damage).

@@ -69,7 +69,7 @@ class CheckedSentence:
     cited: list[int] = field(default_factory=list)  # passage numbers kept
     support: dict[int, float] = field(default_factory=dict)
     quote: dict[int, str] = field(default_factory=dict)
-    status: str = "ok"  # ok | reassigned | added | unsupported | refusal | connective
+    status: str = "ok"  # ok | reassigned | added | joint (several passages together) | unsupported | refusal | connective
 
 
 def support_score(claim: str, claim_vec: np.ndarray, idx: PassageIndex) -> tuple[float, str]:
@@ -79,18 +79,39 @@ def support_score(claim: str, claim_vec: np.ndarray, idx: PassageIndex) -> tuple
     content words found in the passage); a number the passage does not contain halves the score,
     since invented figures are the commonest unsupported claim.
     """
-    if not idx.sentences:
+    return joint_support(claim, claim_vec, [idx])
+
+
+def _evidence(p: Passage) -> str:
+    # "The Verge reported on November 7 ..." is supported by the article's outlet and date, not only its text.
+    return f"{p.title} {p.source} {p.date} {_month_year(p.date)} {p.full_text}"
+
+
+def _month_year(iso: str) -> str:
+    import calendar
+
+    if len(iso) >= 10 and iso[4] == "-" and iso[5:7].isdigit() and 1 <= int(iso[5:7]) <= 12:
+        return f"{calendar.month_name[int(iso[5:7])]} {int(iso[8:10])} {iso[:4]}"
+    return ""
+
+
+def joint_support(claim: str, claim_vec: np.ndarray, idxs: Sequence[PassageIndex]) -> tuple[float, str]:
+    """Support of a claim by one or several passages together (a sentence that compares two articles
+    needs both): best sentence cosine over them, wording against their union."""
+    idxs = [i for i in idxs if i.sentences]
+    if not idxs:
         return 0.0, ""
-    sims = idx.vectors @ claim_vec
-    best = int(np.argmax(sims))
-    cos = float(max(0.0, sims[best]))
-    lex = lexical_support(claim, idx.passage.full_text)
-    score = 0.4 * cos + 0.6 * lex
-    missing = numbers(claim) - numbers(idx.passage.full_text) - numbers(idx.passage.title)
-    if missing:
+    best_cos, best_sent = -1.0, ""
+    for idx in idxs:
+        sims = idx.vectors @ claim_vec
+        b = int(np.argmax(sims))
+        if float(sims[b]) > best_cos:
+            best_cos, best_sent = float(sims[b]), idx.sentences[b]
+    evidence = " ".join(_evidence(i.passage) for i in idxs)
+    score = 0.4 * max(0.0, best_cos) + 0.6 * lexical_support(claim, evidence)
+    if numbers(claim) - numbers(evidence):
         score *= 0.5
-    # Prefer the sentence that shares most words when cosine ties are close.
-    return min(1.0, score), idx.sentences[best]
+    return min(1.0, score), best_sent
 
 
 def build_index(passages: Sequence[Passage], embed) -> dict[int, PassageIndex]:
@@ -142,6 +163,16 @@ def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_suppor
             cs.cited = cited
             out.append(cs)
             continue
+        combo, found = clause_support(clean, index, embed, min_support)
+        if len(combo) >= 2:  # each clause checked on its own: stricter and more precise than the whole
+            cs.cited = combo
+            for n in combo:
+                cs.support[n], cs.quote[n] = found[n]
+            cs.status = "joint"
+            if set(combo) != set(cited):
+                notes.append(f"citations for “{_short(clean)}” set to the passages that support each part")
+            out.append(cs)
+            continue
         scores = {n: support_score(clean, vec, index[n]) for n in index}
         for n in cited:
             s, q = scores[n]
@@ -164,6 +195,29 @@ def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_suppor
     return out, notes
 
 
+_CLAUSE = re.compile(r",\s+(?:and|but|while|whereas)\s+|;\s+|\s+(?:while|whereas)\s+", re.I)
+
+
+def clause_support(claim: str, index: dict[int, PassageIndex], embed, min_support: float) -> tuple[list[int], dict[int, tuple[float, str]]]:
+    """A compound sentence ("X closed the port, while Y held its rate") is supported when each clause is
+    supported by some passage on its own; returns the passages, in clause order, or [] when any clause fails."""
+    clauses = [c for c in _CLAUSE.split(claim) if len(content_words(c)) >= 3]
+    if len(clauses) < 2:
+        return [], {}
+    vecs = np.asarray(embed(clauses), dtype=np.float32)
+    cited: list[int] = []
+    found: dict[int, tuple[float, str]] = {}
+    for clause, vec in zip(clauses, vecs):
+        scores = {n: support_score(clause, vec, idx) for n, idx in index.items()}
+        best = max(scores, key=lambda n: scores[n][0])
+        if scores[best][0] < min_support:
+            return [], {}
+        if best not in cited:
+            cited.append(best)
+            found[best] = scores[best]
+    return cited, found
+
+
 def _short(s: str, n: int = 80) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
@@ -175,7 +229,7 @@ def render(checked: list[CheckedSentence], index: dict[int, PassageIndex], quest
     A bare "Yes."/"No." is an answer only to a yes/no question and only with a valid citation;
     the cited passages' sentences closest to the question are then quoted as the evidence.
     """
-    kept = [c for c in checked if c.status in ("ok", "reassigned", "added", "connective")]
+    kept = [c for c in checked if c.status in ("ok", "reassigned", "added", "joint", "connective")]
     if not any(c.status != "connective" for c in kept):
         if not (yes_no and any(c.cited for c in kept)):
             return "", []

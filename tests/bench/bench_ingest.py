@@ -135,14 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         res["cores"] = os.cpu_count()
     finally:
         if args.chroma_url:
-            try:
-                from rag.store import Store
+            from bench_query import drop_collection  # the script's own folder is on sys.path
 
-                c = Store(settings).client
-                c.delete_collection(settings.collection)
-                c.delete_collection(f"{settings.collection}_meta")
-            except Exception:  # noqa: BLE001
-                pass
+            drop_collection(settings)
         shutil.rmtree(tmp, ignore_errors=True)
 
     table = Table(title=f"bench_ingest — {args.articles} articles, {res['chunks']} chunks, batch {res['batch_size']}, "

@@ -107,3 +107,14 @@ def test_bare_yes_is_not_an_answer_alone_but_kept_with_a_claim(index, embedder) 
     checked, _ = check_sentences("Yes. Riverton City Council approved a $412.6 million budget [1].", index, embedder.embed, 0.5)
     final, cites = render(checked, index, {})
     assert final.startswith("Yes.") and final.endswith("[1]") and len(cites) == 1
+
+
+def test_sentence_supported_only_by_two_passages_together_cites_both(index, embedder) -> None:
+    text = "Storm Ingrid closed the Port of Saltmere, while the Bank of Veloria held its policy rate at 4.25 percent."
+    checked, _ = check_sentences(text, index, embedder.embed, 0.5)
+    assert checked[0].status == "joint" and checked[0].cited == [2, 3]
+
+
+def test_unrelated_passages_do_not_add_up_to_support(index, embedder) -> None:
+    checked, _ = check_sentences("Mayor Elena Marquez ordered ships to anchor because inflation was sticky.", index, embedder.embed, 0.5)
+    assert checked[0].status == "unsupported"
