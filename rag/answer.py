@@ -36,6 +36,9 @@ EXTRACTIVE_MIN_COVERAGE = 0.6
 EXTRACTIVE_MIN_COSINE = 0.6
 # A generated (non yes/no) answer with its evidence must contain this share of the question's terms.
 LLM_MIN_COVERAGE = 0.55
+# Share of the question's names and figures that must appear in the retrieved passages. On MultiHop-RAG
+# (500 questions) 0.6 refuses 96% of the unanswerable questions before generation and 4% of the others.
+MIN_KEY_PHRASE_COVERAGE = 0.6
 # For questions with more than 8 content words (paraphrased, multi-part questions).
 LONG_QUESTION_MIN_COVERAGE = 0.4
 
@@ -180,7 +183,7 @@ def ask_stream(question: str, *, history: History = None, filters: Filters | dic
 
     # 6. Verify every sentence against what it cites.
     t = time.perf_counter()
-    checked, vnotes = check_sentences(raw, index, engine.embedder.embed, s.min_support)
+    checked, vnotes = check_sentences(raw, index, engine.embedder.embed, s.min_support, question=standalone)
     notes.extend(vnotes)
     qquotes = {n: idx.sentences[int(np.argmax(idx.vectors @ qv))] for n, idx in index.items() if idx.sentences}
     yes_no = is_yes_no_question(standalone)
@@ -382,7 +385,7 @@ def _retrieval_confident(passages: list[Passage], best_cos: float, best_lex: flo
         return True
     hay = " " + " ".join(_norm(f"{p.title} {p.source} {_date_words(p.date)} {p.full_text}") for p in passages) + " "
     found = sum(1 for ph in phrases if f" {_norm(ph)} " in hay)
-    return found / len(phrases) >= 0.75
+    return found / len(phrases) >= MIN_KEY_PHRASE_COVERAGE
 
 
 def _format_passages(passages: list[Passage]) -> str:

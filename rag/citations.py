@@ -72,14 +72,14 @@ class CheckedSentence:
     status: str = "ok"  # ok | reassigned | added | joint (several passages together) | unsupported | refusal | connective
 
 
-def support_score(claim: str, claim_vec: np.ndarray, idx: PassageIndex) -> tuple[float, str]:
+def support_score(claim: str, claim_vec: np.ndarray, idx: PassageIndex, given: frozenset[str] = frozenset()) -> tuple[float, str]:
     """How well one passage supports a claim (0-1), and the passage sentence that supports it best.
 
     A mix of meaning (best cosine against a passage sentence) and wording (share of the claim's
     content words found in the passage); a number the passage does not contain halves the score,
     since invented figures are the commonest unsupported claim.
     """
-    return joint_support(claim, claim_vec, [idx])
+    return joint_support(claim, claim_vec, [idx], given)
 
 
 def _evidence(p: Passage) -> str:
@@ -95,9 +95,10 @@ def _month_year(iso: str) -> str:
     return ""
 
 
-def joint_support(claim: str, claim_vec: np.ndarray, idxs: Sequence[PassageIndex]) -> tuple[float, str]:
-    """Support of a claim by one or several passages together (a sentence that compares two articles
-    needs both): best sentence cosine over them, wording against their union."""
+def joint_support(claim: str, claim_vec: np.ndarray, idxs: Sequence[PassageIndex], given: frozenset[str] = frozenset()) -> tuple[float, str]:
+    """Support of a claim by one or several passages together: best sentence cosine over them, wording
+    against their union. ``given`` are the question's own words: restating the question claims nothing,
+    so only the claim's other words must be found (a claim that is all restatement scores 0 on wording)."""
     idxs = [i for i in idxs if i.sentences]
     if not idxs:
         return 0.0, ""
@@ -108,7 +109,7 @@ def joint_support(claim: str, claim_vec: np.ndarray, idxs: Sequence[PassageIndex
         if float(sims[b]) > best_cos:
             best_cos, best_sent = float(sims[b]), idx.sentences[b]
     evidence = " ".join(_evidence(i.passage) for i in idxs)
-    score = 0.4 * max(0.0, best_cos) + 0.6 * lexical_support(claim, evidence)
+    score = 0.4 * max(0.0, best_cos) + 0.6 * lexical_support(claim, evidence, ignore=given)
     if numbers(claim) - numbers(evidence):
         score *= 0.5
     return min(1.0, score), best_sent
@@ -128,8 +129,10 @@ def build_index(passages: Sequence[Passage], embed) -> dict[int, PassageIndex]:
     return out
 
 
-def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_support: float) -> tuple[list[CheckedSentence], list[str]]:
+def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_support: float,
+                    question: str = "") -> tuple[list[CheckedSentence], list[str]]:
     """Split generated text into sentences and check each one's citations. Returns sentences and notes."""
+    given = frozenset(content_words(question))
     text = normalise_markers(text.strip())
     # A marker followed by a capitalised word ends a sentence even without punctuation ("Headline [1] The ...").
     raw: list[str] = []
@@ -152,7 +155,7 @@ def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_suppor
             cs.status = "refusal"
             out.append(cs)
             continue
-        cited = given = parse_markers(raw_s)
+        cited = marked = parse_markers(raw_s)
         invalid = [n for n in cited if n not in index]
         if invalid:
             notes.append(f"dropped citation marker(s) {', '.join(f'[{n}]' for n in invalid)} that point at no passage")
@@ -163,7 +166,7 @@ def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_suppor
             cs.cited = cited
             out.append(cs)
             continue
-        combo, found = clause_support(clean, index, embed, min_support)
+        combo, found = clause_support(clean, index, embed, min_support, given)
         if len(combo) >= 2:  # each clause checked on its own: stricter and more precise than the whole
             cs.cited = combo
             for n in combo:
@@ -173,7 +176,7 @@ def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_suppor
                 notes.append(f"citations for “{_short(clean)}” set to the passages that support each part")
             out.append(cs)
             continue
-        scores = {n: support_score(clean, vec, index[n]) for n in index}
+        scores = {n: support_score(clean, vec, index[n], given) for n in index}
         for n in cited:
             s, q = scores[n]
             if s >= min_support:
@@ -184,7 +187,7 @@ def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_suppor
             if best_n is not None and scores[best_n][0] >= min_support:
                 cs.cited = [best_n]
                 cs.support[best_n], cs.quote[best_n] = scores[best_n]
-                cs.status = "reassigned" if given else "added"
+                cs.status = "reassigned" if marked else "added"
                 notes.append(
                     f"citation for “{_short(clean)}” {'moved from ' + ', '.join(f'[{n}]' for n in cited) + ' ' if cited else 'added '}to the passage that supports it"
                 )
@@ -198,7 +201,8 @@ def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_suppor
 _CLAUSE = re.compile(r",\s+(?:and|but|while|whereas)\s+|;\s+|\s+(?:while|whereas)\s+", re.I)
 
 
-def clause_support(claim: str, index: dict[int, PassageIndex], embed, min_support: float) -> tuple[list[int], dict[int, tuple[float, str]]]:
+def clause_support(claim: str, index: dict[int, PassageIndex], embed, min_support: float,
+                   given: frozenset[str] = frozenset()) -> tuple[list[int], dict[int, tuple[float, str]]]:
     """A compound sentence ("X closed the port, while Y held its rate") is supported when each clause is
     supported by some passage on its own; returns the passages, in clause order, or [] when any clause fails."""
     clauses = [c for c in _CLAUSE.split(claim) if len(content_words(c)) >= 3]
@@ -208,7 +212,7 @@ def clause_support(claim: str, index: dict[int, PassageIndex], embed, min_suppor
     cited: list[int] = []
     found: dict[int, tuple[float, str]] = {}
     for clause, vec in zip(clauses, vecs):
-        scores = {n: support_score(clause, vec, idx) for n, idx in index.items()}
+        scores = {n: support_score(clause, vec, idx, given) for n, idx in index.items()}
         best = max(scores, key=lambda n: scores[n][0])
         if scores[best][0] < min_support:
             return [], {}

@@ -118,3 +118,12 @@ def test_sentence_supported_only_by_two_passages_together_cites_both(index, embe
 def test_unrelated_passages_do_not_add_up_to_support(index, embedder) -> None:
     checked, _ = check_sentences("Mayor Elena Marquez ordered ships to anchor because inflation was sticky.", index, embedder.embed, 0.5)
     assert checked[0].status == "unsupported"
+
+
+def test_restating_the_question_is_not_support(index, embedder) -> None:
+    q = "Which storm closed the Port of Saltmere?"
+    claim = "The storm that closed the Port of Saltmere was a hurricane named Zelda [2]."
+    checked, _ = check_sentences(claim, index, embedder.embed, 0.5, question=q)
+    assert checked[0].status == "unsupported"
+    checked, _ = check_sentences("Storm Ingrid closed the Port of Saltmere [2].", index, embedder.embed, 0.5, question=q)
+    assert checked[0].cited == [2]
