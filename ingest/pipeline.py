@@ -29,7 +29,8 @@ from rag.store import Store
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, int], None]  # (event, amount): "article" per article seen, "chunks" per chunk embedded
-GROUP_CHUNKS = 256  # chunks embedded and written together: large enough for full embedding batches
+GROUP_CHUNKS = 512  # chunks embedded and written together: the embedder sorts them by length, so less padding
+FLUSH_ARTICLES = 256  # articles whose stored state is looked up together
 
 
 @dataclass
@@ -114,7 +115,7 @@ class Ingestor:
                     progress("article", 1)
                 continue
             group[item.id] = item  # same id twice in one run: the later copy wins
-            if len(group) >= 64:
+            if len(group) >= FLUSH_ARTICLES:
                 self._flush(group, report, progress)
                 group = {}
         self._flush(group, report, progress)
