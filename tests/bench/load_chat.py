@@ -103,7 +103,8 @@ class Results:
             self.errors.append(msg[:300])
 
 
-def session(idx: int, url: str, deadline: float, res: Results, max_turns: int, request_timeout: float) -> None:
+def session(idx: int, url: str, deadline: float, res: Results, max_turns: int, request_timeout: float,
+            generator: str = "extractive") -> None:
     from gradio_client import Client
 
     rng = random.Random(idx)
@@ -120,7 +121,7 @@ def session(idx: int, url: str, deadline: float, res: Results, max_turns: int, r
         q = rng.choice(QUESTIONS)
         t = time.perf_counter()
         try:
-            job = client.submit(q, [], "", "", "extractive", history[-4:], api_name="/ask")
+            job = client.submit(q, [], "", "", generator, history[-4:], api_name="/ask")
             remaining = max(1.0, deadline - time.monotonic() + request_timeout)
             out = job.result(timeout=min(request_timeout, remaining))
         except Exception as exc:  # noqa: BLE001
@@ -154,6 +155,7 @@ def pct(xs: list[float], p: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=50, help="concurrent chat sessions (threads)")
+    ap.add_argument("--generator", default="extractive", choices=["extractive", "local", "openai"], help="generator every request asks for")
     ap.add_argument("--duration", type=float, default=120.0, help="seconds of load")
     ap.add_argument("--max-turns", type=int, default=1000, help="questions per session at most")
     ap.add_argument("--request-timeout", type=float, default=120.0, help="seconds one answer may take")
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             url = f"http://{HOST}:{port}/"
             log = open(Path(tmp.name) / "chat.log", "wb")
             proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "chat", "--port", str(port), "--data-dir", str(data_dir),
-                                     "--generator", "extractive"], stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                                     "--generator", args.generator], stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                     env=env_for(data_dir), start_new_session=True)
             t = time.monotonic()
             wait_http(url, proc, args.start_timeout)
@@ -193,14 +195,14 @@ def main(argv: list[str] | None = None) -> int:
 
             t = time.perf_counter()
             c = Client(url, verbose=False, httpx_kwargs={"timeout": args.start_timeout, "trust_env": False})
-            c.predict(QUESTIONS[0], [], "", "", "extractive", [], api_name="/ask")
+            c.predict(QUESTIONS[0], [], "", "", args.generator, [], api_name="/ask")
             c.close()
             print(f"warm-up answer in {time.perf_counter() - t:.1f} s", flush=True)
 
         res = Results()
         t0 = time.monotonic()
         deadline = t0 + args.duration
-        threads = [threading.Thread(target=session, args=(i, url, deadline, res, args.max_turns, args.request_timeout), daemon=True)
+        threads = [threading.Thread(target=session, args=(i, url, deadline, res, args.max_turns, args.request_timeout, args.generator), daemon=True)
                    for i in range(args.sessions)]
         for th in threads:
             th.start()
