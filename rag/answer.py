@@ -25,7 +25,7 @@ from rag.errors import QuestionError
 from rag.prompts import ANSWER_USER, PASSAGE_LINE, REFUSAL_SENTENCE, REWRITE_SYSTEM, REWRITE_USER, answer_system
 from rag.retrieve import Retriever
 from rag.store import Store
-from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support, split_sentences
+from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support
 from rag.types import Answer, Filters, Passage
 
 log = logging.getLogger(__name__)
@@ -383,7 +383,7 @@ def _retrieval_confident(passages: list[Passage], best_cos: float, best_lex: flo
     phrases = key_phrases(question)
     if not phrases:
         return True
-    hay = " " + " ".join(_norm(f"{p.title} {p.source} {_date_words(p.date)} {p.full_text}") for p in passages) + " "
+    hay = f" {_norm(_evidence_text(passages))} "
     found = sum(1 for ph in phrases if f" {_norm(ph)} " in hay)
     return found / len(phrases) >= MIN_KEY_PHRASE_COVERAGE
 
@@ -442,16 +442,7 @@ def _extractive(passages: list[Passage], index: dict[int, PassageIndex], qv: np.
 
 def _evidence_text(passages: list[Passage]) -> str:
     """Passages with their title, outlet and date spelled out: what a question's terms may be found in."""
-    return " ".join(f"{p.title} {p.source} {_date_words(p.date)} {p.full_text}" for p in passages)
-
-
-def _date_words(iso: str) -> str:
-    """'2024-06-12' -> '2024-06-12 June 2024 12' so 'in June 2024' can match an article's date."""
-    try:
-        d = dt.date.fromisoformat(iso)
-    except ValueError:
-        return ""
-    return f"{iso} {d.strftime('%B')} {d.year} {d.day}"
+    return " ".join(p.evidence() for p in passages)
 
 
 def _refusal_text(question: str, applied: dict[str, Any], engine: Engine, passages: list[Passage]) -> str:

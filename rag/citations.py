@@ -76,43 +76,21 @@ def support_score(claim: str, claim_vec: np.ndarray, idx: PassageIndex, given: f
     """How well one passage supports a claim (0-1), and the passage sentence that supports it best.
 
     A mix of meaning (best cosine against a passage sentence) and wording (share of the claim's
-    content words found in the passage); a number the passage does not contain halves the score,
-    since invented figures are the commonest unsupported claim.
+    content words found in the passage, its title, outlet and date); a number the passage does not
+    contain halves the score, since invented figures are the commonest unsupported claim. ``given``
+    are the question's own words: restating the question claims nothing, so only the claim's other
+    words must be found (a claim that is all restatement scores 0 on wording).
     """
-    return joint_support(claim, claim_vec, [idx], given)
-
-
-def _evidence(p: Passage) -> str:
-    # "The Verge reported on November 7 ..." is supported by the article's outlet and date, not only its text.
-    return f"{p.title} {p.source} {p.date} {_month_year(p.date)} {p.full_text}"
-
-
-def _month_year(iso: str) -> str:
-    import calendar
-
-    if len(iso) >= 10 and iso[4] == "-" and iso[5:7].isdigit() and 1 <= int(iso[5:7]) <= 12:
-        return f"{calendar.month_name[int(iso[5:7])]} {int(iso[8:10])} {iso[:4]}"
-    return ""
-
-
-def joint_support(claim: str, claim_vec: np.ndarray, idxs: Sequence[PassageIndex], given: frozenset[str] = frozenset()) -> tuple[float, str]:
-    """Support of a claim by one or several passages together: best sentence cosine over them, wording
-    against their union. ``given`` are the question's own words: restating the question claims nothing,
-    so only the claim's other words must be found (a claim that is all restatement scores 0 on wording)."""
-    idxs = [i for i in idxs if i.sentences]
-    if not idxs:
+    if not idx.sentences:
         return 0.0, ""
-    best_cos, best_sent = -1.0, ""
-    for idx in idxs:
-        sims = idx.vectors @ claim_vec
-        b = int(np.argmax(sims))
-        if float(sims[b]) > best_cos:
-            best_cos, best_sent = float(sims[b]), idx.sentences[b]
-    evidence = " ".join(_evidence(i.passage) for i in idxs)
-    score = 0.4 * max(0.0, best_cos) + 0.6 * lexical_support(claim, evidence, ignore=given)
+    sims = idx.vectors @ claim_vec
+    best = int(np.argmax(sims))
+    # "The Verge reported on November 7 ..." is supported by the article's outlet and date, not only its text.
+    evidence = idx.passage.evidence()
+    score = 0.4 * max(0.0, float(sims[best])) + 0.6 * lexical_support(claim, evidence, ignore=given)
     if numbers(claim) - numbers(evidence):
         score *= 0.5
-    return min(1.0, score), best_sent
+    return min(1.0, score), idx.sentences[best]
 
 
 def build_index(passages: Sequence[Passage], embed) -> dict[int, PassageIndex]:

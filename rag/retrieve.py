@@ -60,9 +60,7 @@ def to_metadata_filters(filters: Filters) -> MetadataFilters | None:
         parts.append(MetadataFilter(key="date_num", value=lo, operator=FilterOperator.GTE))
     if hi:
         parts.append(MetadataFilter(key="date_num", value=hi, operator=FilterOperator.LTE))
-    if lo and not hi:  # unknown dates are stored as 0 and must not pass a 'from' filter...
-        pass
-    if hi and not lo:  # ...nor an 'until' filter
+    if hi and not lo:  # unknown dates are stored as 0: they must not pass an 'until' filter
         parts.append(MetadataFilter(key="date_num", value=1, operator=FilterOperator.GTE))
     if not parts:
         return None

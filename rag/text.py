@@ -107,3 +107,14 @@ def lexical_support(claim: str, evidence: str, ignore: frozenset[str] = frozense
 def approx_tokens(text: str) -> int:
     """Rough LLM token count (~0.75 words per token) for budgeting without loading a tokenizer."""
     return int(len(text.split()) * 1.35) + 1
+
+
+def date_words(iso: str) -> str:
+    """'2024-06-12' -> '2024-06-12 June 2024 12', so 'in June 2024' or 'June 12' can match an article's date."""
+    import datetime as dt
+
+    try:
+        d = dt.date.fromisoformat(iso)
+    except ValueError:
+        return ""
+    return f"{iso} {d.strftime('%B')} {d.year} {d.day}"

@@ -25,6 +25,12 @@ class Passage:
     dense_score: float = 0.0  # cosine similarity to the question
     author: str = ""
 
+    def evidence(self) -> str:
+        """What a claim or a question's terms may be found in: the text plus title, outlet and date in words."""
+        from rag.text import date_words
+
+        return f"{self.title} {self.source} {date_words(self.date)} {self.full_text}"
+
     def label(self) -> str:
         bits = [b for b in (self.title, self.source, self.date) if b]
         return " — ".join(bits)
