@@ -100,6 +100,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chart", help="PNG chart path (default: --out with .png)")
     p.add_argument("--no-chart", action="store_true", help="do not draw the PNG")
     p.add_argument("--retrieval-only", action="store_true", help="skip answer generation (retrieval metrics only)")
+    p.add_argument("--checkpoint", metavar="FILE.jsonl",
+                   help="append each scored question to this file and, when it already holds results of the same run "
+                        "(questions file, generator, k), reuse them: an interrupted long run resumes where it stopped")
 
 
 def run_from_cli(args: argparse.Namespace, settings: Settings) -> int:
@@ -120,7 +123,7 @@ def run_from_cli(args: argparse.Namespace, settings: Settings) -> int:
     if args.k:
         settings = settings.model_copy(update={"top_k": args.k})
     report = run_eval(picked, corpus, settings, index_existing=args.index_existing, retrieval_only=args.retrieval_only,
-                      console=console, show_progress=not args.json, meta={"questions_file": str(qpath), "limit": args.limit,
+                      checkpoint=Path(args.checkpoint) if args.checkpoint else None, console=console, show_progress=not args.json, meta={"questions_file": str(qpath), "limit": args.limit,
                                                                            "seed": args.seed, "questions_in_file": len(questions)})
     previous = None
     if args.compare:
@@ -260,8 +263,12 @@ def _progress(console: Any, enabled: bool) -> Any:
 
 
 def run_eval(questions: Sequence[EvalQuestion], corpus: Sequence[Path], settings: Settings, *, index_existing: bool = False,
-             retrieval_only: bool = False, console: Any = None, show_progress: bool = True, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Ingest (unless ``index_existing``), run every question, return the report dict."""
+             retrieval_only: bool = False, checkpoint: Path | None = None, console: Any = None, show_progress: bool = True,
+             meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Ingest (unless ``index_existing``), run every question, return the report dict.
+
+    ``checkpoint``: a JSONL file that gets one line per scored question; results already in it
+    (same questions file, generator and k) are reused instead of asked again."""
     from rich.console import Console
 
     console = console or Console(stderr=True)
@@ -282,8 +289,11 @@ def run_eval(questions: Sequence[EvalQuestion], corpus: Sequence[Path], settings
             ingest_info = rep.as_dict()
             ingest_info["errors"] = ingest_info["errors"][:20]
         ingest_info["load_errors"] = load_errors[:20]
-        results = run_questions(questions, emap, s, retrieval_only=retrieval_only, prog=prog)
         generator = _resolved_generator(s) if not retrieval_only else None
+        ckpt = Checkpoint.open(checkpoint, {"questions_file": str((meta or {}).get("questions_file", "")), "generator": generator,
+                                            "top_k": s.top_k, "retrieval_only": retrieval_only}) if checkpoint else None
+        results = run_questions(questions, emap, s, retrieval_only=retrieval_only, prog=prog, checkpoint=ckpt)
+        resumed = ckpt.reused if ckpt else 0
     metrics = aggregate_by_type(results)
     multihop = any("multihop" in str(p).lower() for p in [*corpus, (meta or {}).get("questions_file", "")])
     return {
@@ -299,6 +309,7 @@ def run_eval(questions: Sequence[EvalQuestion], corpus: Sequence[Path], settings
                      "min_dense_score": s.min_dense_score, "context_tokens": s.context_tokens,
                      "index": "existing" if index_existing else "temporary"},
         "run": {**(meta or {}), "questions": len(results), "seconds": round(time.perf_counter() - t0, 2), "ingest": ingest_info,
+                "checkpoint": str(checkpoint) if checkpoint else None, "resumed_questions": resumed,
                 "unresolved_evidence": sum(len(r.missing_evidence) for r in results)},
         "metrics": metrics,
         "questions": [r.as_dict() for r in results],
@@ -314,8 +325,59 @@ def _resolved_generator(settings: Settings) -> str:
         return settings.generator
 
 
+class Checkpoint:
+    """Scored questions on disk, one JSON line each, after a header that names the run.
+
+    A long run (500 questions with the local model take hours on two cores) can be stopped at any
+    point and resumed: a line is appended and flushed as soon as a question is scored, and a torn
+    last line (killed mid-write) is ignored."""
+
+    def __init__(self, path: Path, header: dict[str, Any], done: dict[str, QuestionResult]) -> None:
+        self.path, self.header, self.done, self.reused = path, header, done, 0
+
+    @classmethod
+    def open(cls, path: Path, header: dict[str, Any]) -> "Checkpoint":
+        done: dict[str, QuestionResult] = {}
+        header = {"byline_eval_checkpoint": 1, **header}
+        if path.is_file() and path.stat().st_size:
+            lines = path.read_text(encoding="utf-8").splitlines()
+            try:
+                old = json.loads(lines[0])
+            except (json.JSONDecodeError, IndexError) as exc:
+                raise ConfigError(f"--checkpoint {path}: not a checkpoint file ({exc}); pick a new path") from exc
+            if old != header:
+                diff = {k: (old.get(k), v) for k, v in header.items() if old.get(k) != v}
+                raise ConfigError(f"--checkpoint {path} belongs to another run (saved vs now: {diff}); pick a new path or delete it")
+            for line in lines[1:]:
+                try:
+                    rec = json.loads(line)
+                    done[rec["id"]] = QuestionResult(**rec)
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    log.warning("%s: skipping an unreadable line (an interrupted write)", path)
+            # Rewrite without torn lines so appends start on a fresh line.
+            body = [json.dumps(header)] + [json.dumps(r.as_dict(), ensure_ascii=False) for r in done.values()]
+            path.write_text("\n".join(body) + "\n", encoding="utf-8")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(header) + "\n", encoding="utf-8")
+        return cls(path, header, done)
+
+    def take(self, q: EvalQuestion) -> QuestionResult | None:
+        r = self.done.get(q.id)
+        if r is not None and r.question == q.question:
+            self.reused += 1
+            return r
+        return None
+
+    def add(self, r: QuestionResult) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(r.as_dict(), ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
 def run_questions(questions: Sequence[EvalQuestion], emap: EvidenceMap, settings: Settings, *, retrieval_only: bool = False,
-                  prog: Any = None) -> list[QuestionResult]:
+                  prog: Any = None, checkpoint: Checkpoint | None = None) -> list[QuestionResult]:
     from rag.retrieve import Retriever
 
     retriever = Retriever(settings)
@@ -327,6 +389,11 @@ def run_questions(questions: Sequence[EvalQuestion], emap: EvidenceMap, settings
     task = prog.add_task("questions", total=len(questions)) if prog is not None else None
     results: list[QuestionResult] = []
     for q in questions:
+        if checkpoint is not None and (saved := checkpoint.take(q)) is not None:
+            results.append(saved)
+            if task is not None:
+                prog.advance(task)
+            continue
         gold, missing = emap.gold_articles(q) if not q.is_null else (set(), [])
         timings: dict[str, float] = {}
         retrieved = None
@@ -354,6 +421,8 @@ def run_questions(questions: Sequence[EvalQuestion], emap: EvidenceMap, settings
         r = score_question(q, gold, missing, retrieved, min_support=settings.min_support, timings=timings, **kwargs)
         r.error = err
         results.append(r)
+        if checkpoint is not None and not err:
+            checkpoint.add(r)
         if task is not None:
             prog.advance(task)
     if task is not None:
