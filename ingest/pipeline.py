@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -29,7 +30,6 @@ from rag.store import Store
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, int], None]  # (event, amount): "article" per article seen, "chunks" per chunk embedded
-GROUP_CHUNKS = 512  # chunks embedded and written together: the embedder sorts them by length, so less padding
 FLUSH_ARTICLES = 256  # articles whose stored state is looked up together
 
 
@@ -88,7 +88,19 @@ def embed_text(article: Article, chunk_text: str) -> str:
     return f"{head}\n{chunk_text}" if head else chunk_text
 
 
+Todo = list[tuple[Article, list[Chunk], list[str]]]  # (article, its chunks, stale chunk ids to delete)
+
+
 class Ingestor:
+    """Reads, chunks, embeds and stores articles.
+
+    Embedding is the bulk of the work, so everything else is kept off its path: chunks are
+    embedded in large groups (the model sorts a group by length, so bigger groups pad less), and
+    each group is written to Chroma by one background writer while the next group embeds. Writes
+    stay in order and at most one is in flight, so an interruption loses at most the groups not yet
+    written, which the next run redoes (nothing half-written counts as indexed, see above).
+    """
+
     def __init__(self, settings: Settings, store: Store | None = None, embedder: SentenceTransformerEmbedding | None = None) -> None:
         self.settings = settings
         self.store = store or Store(settings)
@@ -101,32 +113,36 @@ class Ingestor:
     def ingest_items(self, items: Iterable[Item], progress: ProgressFn | None = None) -> IngestReport:
         report = IngestReport()
         t0 = time.perf_counter()
-        group: dict[str, Article] = {}
-        for item in items:
-            if isinstance(item, IngestError):
-                log.warning("skipped %s", item)
-                report.errors.append(item)
-                if progress:
-                    progress("article", 1)
-                continue
-            if not item.text.strip():
-                report.errors.append(IngestError(item.origin or item.id, "article has no text"))
-                if progress:
-                    progress("article", 1)
-                continue
-            group[item.id] = item  # same id twice in one run: the later copy wins
-            if len(group) >= FLUSH_ARTICLES:
-                self._flush(group, report, progress)
-                group = {}
-        self._flush(group, report, progress)
+        run = _Run(self, report, progress)
+        try:
+            group: dict[str, Article] = {}
+            for item in items:
+                if isinstance(item, IngestError):
+                    log.warning("skipped %s", item)
+                    report.errors.append(item)
+                    if progress:
+                        progress("article", 1)
+                    continue
+                if not item.text.strip():
+                    report.errors.append(IngestError(item.origin or item.id, "article has no text"))
+                    if progress:
+                        progress("article", 1)
+                    continue
+                group[item.id] = item  # same id twice in one run: the later copy wins
+                if len(group) >= FLUSH_ARTICLES:
+                    run.add(group)
+                    group = {}
+            run.add(group)
+            run.finish()
+        finally:
+            run.close()
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _flush(self, group: dict[str, Article], report: IngestReport, progress: ProgressFn | None) -> None:
-        if not group:
-            return
+    def _plan(self, group: dict[str, Article], report: IngestReport, progress: ProgressFn | None) -> Todo:
+        """Look up what is stored for these articles; chunk the ones that are new or changed."""
         states = self.store.chunk_states(list(group))
-        todo: list[tuple[Article, list[Chunk], list[str]]] = []  # (article, chunks, stale chunk ids)
+        todo: Todo = []
         for aid, art in group.items():
             report.article_ids.append(aid)
             stored = states.get(aid, {})
@@ -154,24 +170,17 @@ class Ingestor:
                 report.updated += 1
             else:
                 report.added += 1
-        # Embed in groups of whole articles so each article's chunks land in one upsert.
-        batch: list[tuple[Article, list[Chunk], list[str]]] = []
-        size = 0
-        for entry in todo:
-            batch.append(entry)
-            size += len(entry[1])
-            if size >= GROUP_CHUNKS:
-                self._write(batch, report, progress)
-                batch, size = [], 0
-        self._write(batch, report, progress)
+        return todo
 
-    def _write(self, batch: list[tuple[Article, list[Chunk], list[str]]], report: IngestReport, progress: ProgressFn | None) -> None:
-        if not batch:
-            return
+    def _embed(self, batch: Todo, report: IngestReport, progress: ProgressFn | None) -> Any:
         texts = [embed_text(a, c.text) for a, chunks, _ in batch for c in chunks]
         t = time.perf_counter()
-        vectors = self.embedder.embed(texts, on_batch=(lambda n: progress("chunks", n)) if progress else None)
+        vectors = self.embedder.embed_array(texts, on_batch=(lambda n: progress("chunks", n)) if progress else None)
         report.embed_seconds += time.perf_counter() - t
+        return vectors
+
+    def _store(self, batch: Todo, vectors: Any) -> tuple[int, int]:
+        """Write one embedded group (every chunk of each article in one upsert); returns (written, deleted)."""
         ids, docs, metas = [], [], []
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         for art, chunks, _ in batch:
@@ -189,11 +198,70 @@ class Ingestor:
             self.store.upsert(ids, vectors, docs, metas)
             if stale:
                 self.store.delete_chunks(stale)
-        report.chunks_embedded += len(ids)
-        report.chunks_deleted += len(stale)
-        if progress:
-            progress("article", len(batch))
+        return len(ids), len(stale)
 
     def delete(self, article_id: str) -> int:
         """Remove an article's chunks; returns how many were removed (0: no such article)."""
         return self.store.delete_article(article_id)
+
+
+class _Run:
+    """One ingest run's embedding groups and its background writer."""
+
+    def __init__(self, ing: Ingestor, report: IngestReport, progress: ProgressFn | None) -> None:
+        self.ing, self.report, self.progress = ing, report, progress
+        self.batch: Todo = []
+        self.size = 0
+        self.pending: Future | None = None
+        self.pending_ids: set[str] = set()
+        self.pending_n = 0
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byline-writer")
+
+    def add(self, group: dict[str, Article]) -> None:
+        if not group:
+            return
+        if self.pending_ids & group.keys() or {a.id for a, _, _ in self.batch} & group.keys():
+            # An article seen again before its first copy is stored: store that first, so the
+            # lookup below sees it (the later copy then wins, as within one group).
+            self.write_batch()
+            self.wait()
+        for entry in self.ing._plan(group, self.report, self.progress):
+            self.batch.append(entry)
+            self.size += len(entry[1])
+            if self.size >= self.ing.settings.ingest_group_chunks:
+                self.write_batch()
+
+    def write_batch(self) -> None:
+        if not self.batch:
+            return
+        batch, self.batch, self.size = self.batch, [], 0
+        vectors = self.ing._embed(batch, self.report, self.progress)
+        self.wait()  # at most one write in flight, and writes land in order
+        self.pending_ids = {a.id for a, _, _ in batch}
+        self.pending = self.pool.submit(self.ing._store, batch, vectors)
+        self.pending_n = len(batch)
+
+    def wait(self) -> None:
+        if self.pending is None:
+            return
+        fut, self.pending = self.pending, None
+        self.pending_ids = set()
+        written, deleted = fut.result()  # a failed write raises here and ends the run
+        self.report.chunks_embedded += written
+        self.report.chunks_deleted += deleted
+        if self.progress:
+            self.progress("article", self.pending_n)
+
+    def finish(self) -> None:
+        self.write_batch()
+        self.wait()
+
+    def close(self) -> None:
+        # On an error, let an in-flight write finish (it is a whole group) before the pool goes.
+        if self.pending is not None:
+            try:
+                self.pending.result()
+            except Exception:  # noqa: BLE001 - the error being raised already says what went wrong
+                pass
+        self.pool.shutdown(wait=True)
+

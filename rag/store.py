@@ -301,8 +301,10 @@ class Store:
                     fcntl.flock(fh, fcntl.LOCK_UN)
 
     @_guard
-    def upsert(self, ids: list[str], embeddings: list[list[float]], documents: list[str], metadatas: list[dict[str, Any]]) -> None:
+    def upsert(self, ids: list[str], embeddings: Any, documents: list[str], metadatas: list[dict[str, Any]]) -> None:
         """Write chunks (by id, so re-runs never duplicate) and bump the version token.
+
+        ``embeddings``: one vector per id, as a list of lists or an (n, dim) numpy array.
 
         Chunks of one article are expected in one call. Any stored chunk of those articles that
         belongs to another version of the article (other content hash, or an index past its new

@@ -62,7 +62,9 @@ def write_corpus(root: Path, n: int = N_ARTICLES) -> list[Path]:
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BYLINE_")}
-    env.update(HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", ORT_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false")
+    env.update(HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", ORT_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false",
+               # Several write groups in this small corpus, so a kill can land between two of them.
+               BYLINE_INGEST_GROUP_CHUNKS="64")
     return env
 
 

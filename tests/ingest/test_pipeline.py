@@ -181,3 +181,62 @@ def test_bad_inputs_in_one_batch(ingestor, bad_batch):
     assert report.added == 5 and not report.ok
     d = report.as_dict()
     assert d["failed"] == len(expected) and all(set(e) == {"source", "reason"} for e in d["errors"])
+
+
+def _small_groups(ingestor, monkeypatch, flush: int = 2, group: int = 1):
+    """Lookups of ``flush`` articles and write groups of ``group`` chunks, so one run has many of each."""
+    from ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "FLUSH_ARTICLES", flush)
+    ingestor.settings = ingestor.settings.model_copy(update={"ingest_group_chunks": group})
+
+
+def test_many_write_groups_equal_one(ingestor, corpus, monkeypatch):
+    """Embedding in groups with a background writer stores exactly what one big group stores."""
+    _small_groups(ingestor, monkeypatch)
+    events: list[tuple[str, int]] = []
+    r = ingestor.ingest([str(corpus)], progress=lambda e, n: events.append((e, n)))
+    assert r.ok and r.added == 6 and sum(n for e, n in events if e == "article") == 6
+    rows = stored(ingestor)
+    assert len(rows) == r.chunks_embedded == ingestor.store.count()
+    assert {md["article_id"] for md in rows.values()} == set(r.article_ids)
+    again = ingestor.ingest([str(corpus)])
+    assert again.unchanged == 6 and again.chunks_embedded == 0
+
+
+def test_article_again_in_a_later_group_while_first_copy_unwritten(ingestor, monkeypatch):
+    """The same article in two lookup groups of one run, the first copy not yet written when the
+    second is looked up: the later copy wins and nothing is duplicated."""
+    _small_groups(ingestor, monkeypatch, flush=2, group=10_000)  # nothing is written until the end
+    url = "https://e.example/twice"
+    items = [Article(text=LONG, title="v1", url=url), Article(text="Other story. " * 40, title="B", url="https://e.example/b"),
+             Article(text="A shorter second version of the story.", title="v2", url=url),
+             Article(text="Third story. " * 40, title="C", url="https://e.example/c")]
+    r = ingestor.ingest_items(items)
+    assert r.ok
+    rows = stored(ingestor)
+    mine = [md for md in rows.values() if md["url"] == url]
+    assert len(mine) == 1 and mine[0]["title"] == "v2" and mine[0]["n_chunks"] == 1
+    assert len(ingestor.store.articles()) == 3 and len(rows) == ingestor.store.count()
+
+
+def test_failed_write_stops_the_run_and_keeps_earlier_groups(ingestor, corpus, monkeypatch):
+    """A store error in the background writer surfaces in ingest (not swallowed in the thread);
+    groups written before it stay whole, and a re-run completes the rest."""
+    _small_groups(ingestor, monkeypatch, flush=1, group=1)
+    real = ingestor.store.upsert
+    calls = {"n": 0}
+
+    def flaky(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("disk full")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ingestor.store, "upsert", flaky)
+    with pytest.raises(RuntimeError, match="disk full"):
+        ingestor.ingest([str(corpus)])
+    assert len(ingestor.store.articles()) == 2  # the two groups written before the failure, each whole
+    monkeypatch.setattr(ingestor.store, "upsert", real)
+    r = ingestor.ingest([str(corpus)])
+    assert r.ok and r.unchanged == 2 and r.added == 4 and len(ingestor.store.articles()) == 6
