@@ -179,8 +179,8 @@ class Ingestor:
         report.embed_seconds += time.perf_counter() - t
         return vectors
 
-    def _store(self, batch: Todo, vectors: Any) -> tuple[int, int]:
-        """Write one embedded group (every chunk of each article in one upsert); returns (written, deleted)."""
+    def _rows(self, batch: Todo) -> tuple[list[str], list[str], list[dict[str, Any]], list[str]]:
+        """Ids, documents, flat metadata and stale ids for one group, in llama-index's node format."""
         ids, docs, metas = [], [], []
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         for art, chunks, _ in batch:
@@ -194,6 +194,15 @@ class Ingestor:
                 docs.append(c.text)
                 metas.append(node_to_metadata_dict(node, remove_text=True, flat_metadata=True))
         stale = [cid for _, _, s in batch for cid in s]
+        return ids, docs, metas, stale
+
+    def _store(self, ids: list[str], vectors: Any, docs: list[str], metas: list[dict[str, Any]], stale: list[str]) -> tuple[int, int]:
+        """Write one embedded group (every chunk of each article in one upsert); returns (written, deleted).
+
+        Runs on the writer thread. Chroma's own work releases the GIL, so it overlaps with the
+        embedding; the Python-heavy row building stays on the main thread (``_rows``), because a
+        thread busy in Python makes every torch and tokenizer call on the main thread wait for the GIL.
+        """
         with self.store.write_lock():
             self.store.upsert(ids, vectors, docs, metas)
             if stale:
@@ -206,40 +215,59 @@ class Ingestor:
 
 
 class _Run:
-    """One ingest run's embedding groups and its background writer."""
+    """One ingest run's embedding groups and its background writer.
+
+    Order of work: embed group i, build its rows, then plan (look up and chunk) what comes next
+    while the writer is idle, and hand group i to the writer only when group i+1 starts embedding.
+    So the write overlaps with embedding, and the tokenizer-heavy planning never competes with the
+    writer for the GIL.
+    """
 
     def __init__(self, ing: Ingestor, report: IngestReport, progress: ProgressFn | None) -> None:
         self.ing, self.report, self.progress = ing, report, progress
         self.batch: Todo = []
         self.size = 0
+        self.ready: tuple[tuple[Any, ...], set[str]] | None = None  # embedded, not yet handed to the writer
         self.pending: Future | None = None
         self.pending_ids: set[str] = set()
         self.pending_n = 0
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byline-writer")
 
+    def _unwritten_ids(self) -> set[str]:
+        ids = set(self.pending_ids) | {a.id for a, _, _ in self.batch}
+        if self.ready is not None:
+            ids |= self.ready[1]
+        return ids
+
     def add(self, group: dict[str, Article]) -> None:
         if not group:
             return
-        if self.pending_ids & group.keys() or {a.id for a, _, _ in self.batch} & group.keys():
+        if self._unwritten_ids() & group.keys():
             # An article seen again before its first copy is stored: store that first, so the
             # lookup below sees it (the later copy then wins, as within one group).
-            self.write_batch()
-            self.wait()
+            self.finish()
         for entry in self.ing._plan(group, self.report, self.progress):
             self.batch.append(entry)
             self.size += len(entry[1])
             if self.size >= self.ing.settings.ingest_group_chunks:
-                self.write_batch()
+                self.embed_batch()
 
-    def write_batch(self) -> None:
+    def embed_batch(self) -> None:
         if not self.batch:
             return
         batch, self.batch, self.size = self.batch, [], 0
+        self.submit_ready()  # the previous group is written while this one embeds
         vectors = self.ing._embed(batch, self.report, self.progress)
+        ids, docs, metas, stale = self.ing._rows(batch)
+        self.ready = ((ids, vectors, docs, metas, stale), {a.id for a, _, _ in batch})
+
+    def submit_ready(self) -> None:
+        if self.ready is None:
+            return
         self.wait()  # at most one write in flight, and writes land in order
-        self.pending_ids = {a.id for a, _, _ in batch}
-        self.pending = self.pool.submit(self.ing._store, batch, vectors)
-        self.pending_n = len(batch)
+        (args, aids), self.ready = self.ready, None
+        self.pending_ids, self.pending_n = aids, len(aids)
+        self.pending = self.pool.submit(self.ing._store, *args)
 
     def wait(self) -> None:
         if self.pending is None:
@@ -253,7 +281,8 @@ class _Run:
             self.progress("article", self.pending_n)
 
     def finish(self) -> None:
-        self.write_batch()
+        self.embed_batch()
+        self.submit_ready()
         self.wait()
 
     def close(self) -> None:
