@@ -230,7 +230,6 @@ class _Run:
         self.ready: tuple[tuple[Any, ...], set[str]] | None = None  # embedded, not yet handed to the writer
         self.pending: Future | None = None
         self.pending_ids: set[str] = set()
-        self.pending_n = 0
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byline-writer")
 
     def _unwritten_ids(self) -> set[str]:
@@ -266,19 +265,19 @@ class _Run:
             return
         self.wait()  # at most one write in flight, and writes land in order
         (args, aids), self.ready = self.ready, None
-        self.pending_ids, self.pending_n = aids, len(aids)
+        self.pending_ids = aids
         self.pending = self.pool.submit(self.ing._store, *args)
 
     def wait(self) -> None:
         if self.pending is None:
             return
         fut, self.pending = self.pending, None
-        self.pending_ids = set()
+        n_articles, self.pending_ids = len(self.pending_ids), set()
         written, deleted = fut.result()  # a failed write raises here and ends the run
         self.report.chunks_embedded += written
         self.report.chunks_deleted += deleted
         if self.progress:
-            self.progress("article", self.pending_n)
+            self.progress("article", n_articles)
 
     def finish(self) -> None:
         self.embed_batch()

@@ -123,8 +123,8 @@ def run_from_cli(args: argparse.Namespace, settings: Settings) -> int:
     if args.k:
         settings = settings.model_copy(update={"top_k": args.k})
     report = run_eval(picked, corpus, settings, index_existing=args.index_existing, retrieval_only=args.retrieval_only,
-                      checkpoint=Path(args.checkpoint) if args.checkpoint else None, console=console, show_progress=not args.json, meta={"questions_file": str(qpath), "limit": args.limit,
-                                                                           "seed": args.seed, "questions_in_file": len(questions)})
+                      checkpoint=Path(args.checkpoint) if args.checkpoint else None, console=console, show_progress=not args.json,
+                      meta={"questions_file": str(qpath), "limit": args.limit, "seed": args.seed, "questions_in_file": len(questions)})
     previous = None
     if args.compare:
         try:
@@ -332,8 +332,8 @@ class Checkpoint:
     point and resumed: a line is appended and flushed as soon as a question is scored, and a torn
     last line (killed mid-write) is ignored."""
 
-    def __init__(self, path: Path, header: dict[str, Any], done: dict[str, QuestionResult]) -> None:
-        self.path, self.header, self.done, self.reused = path, header, done, 0
+    def __init__(self, path: Path, done: dict[str, QuestionResult]) -> None:
+        self.path, self.done, self.reused = path, done, 0
 
     @classmethod
     def open(cls, path: Path, header: dict[str, Any]) -> "Checkpoint":
@@ -360,7 +360,7 @@ class Checkpoint:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(header) + "\n", encoding="utf-8")
-        return cls(path, header, done)
+        return cls(path, done)
 
     def take(self, q: EvalQuestion) -> QuestionResult | None:
         r = self.done.get(q.id)
