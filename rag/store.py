@@ -210,6 +210,15 @@ class Store:
             raise StoreError(f"Cannot open collection {self.settings.collection!r} in {self.settings.describe_store()}: {last}") from None
         self._collection, self._meta = coll, meta
         self._gen = _GENERATION[self._key]
+        with _STATE_LOCK:
+            fresh = self._key not in _KNOWN_TOKEN
+        if fresh:
+            # A new client sees everything written so far: remember the token now, so a write by
+            # another process before our first version() call still counts as a change.
+            got = meta.get(ids=["version"], include=["metadatas"])
+            token = str((got["metadatas"][0] or {}).get("token", "")) if got["ids"] else ""
+            with _STATE_LOCK:
+                _KNOWN_TOKEN.setdefault(self._key, token)
         if self._vector_store is not None:
             self._vector_store._collection = coll  # keep one llama-index view; point it at the fresh client
 

@@ -131,6 +131,32 @@ def test_stale_reader_sees_dense_writes_of_other_process(settings: Settings, sto
     assert len(got) == 10 and {f"b:{i}" for i in range(6)} <= set(got)
 
 
+def test_write_by_other_process_before_first_version_call_is_seen(settings: Settings, store: Store) -> None:
+    """A reader that opened the folder and queried, but never asked for the version, must still
+    notice another process's write on its first version() call (the token is taken at open)."""
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    store.upsert(*_chunks("a1", 4))
+    forget_clients()  # a fresh process's view: nothing known about the token yet
+    reader = Store(settings)
+    vs = reader.vector_store
+    assert len(vs.query(VectorStoreQuery(query_embedding=_vec(0), similarity_top_k=50)).ids) == 4
+    code = textwrap.dedent(f"""
+        from pathlib import Path
+        from rag.config import Settings
+        from rag.store import Store
+        s = Store(Settings(data_dir=Path({str(settings.data_dir)!r})))
+        ids = [f"c:{{i}}" for i in range(3)]
+        s.upsert(ids=ids, embeddings=[[1.0, 0.3, 0.0, float(i)] for i in range(3)], documents=ids,
+                 metadatas=[{{"article_id": "c", "content_hash": "hc", "chunk_index": i, "n_chunks": 3}} for i in range(3)])
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    reader.version()
+    got = vs.query(VectorStoreQuery(query_embedding=_vec(0), similarity_top_k=50)).ids
+    assert len(got) == 7 and {"c:0", "c:1", "c:2"} <= set(got)
+
+
 def test_upsert_is_idempotent_and_drops_superseded_version(store: Store) -> None:
     store.upsert(*_chunks("a1", 5, "old"))
     store.upsert(*_chunks("a1", 5, "old"))
