@@ -65,7 +65,7 @@ class SentenceTransformerEmbedding(BaseEmbedding):
 
     @property
     def dimension(self) -> int:
-        return int(self._model.get_sentence_embedding_dimension())
+        return int(self._model.get_embedding_dimension())  # sentence-transformers 6.2 renamed it (pinned >=6.2)
 
     @property
     def max_tokens(self) -> int:
