@@ -435,10 +435,23 @@ class QuestionResult:
     citation_recall: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     prompt_tokens: int = 0
+    # why a refusal happened: "retrieval" (refused before any generation), "model" (the generator
+    # said so itself) or "verification" (an answer was written but withheld as unsupported)
+    refusal_cause: str = ""
+    notes: list[str] = field(default_factory=list)
     error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def refusal_cause(refused: bool, timings: dict[str, float], notes: Sequence[str]) -> str:
+    """Which step ended in a refusal (see ``QuestionResult.refusal_cause``); '' when not refused."""
+    if not refused:
+        return ""
+    if any("withheld" in n for n in notes):
+        return "verification"
+    return "model" if "first_token" in timings else "retrieval"
 
 
 def score_question(
@@ -454,6 +467,7 @@ def score_question(
     min_support: float = 0.5,
     timings: dict[str, float] | None = None,
     prompt_tokens: int = 0,
+    notes: Sequence[str] = (),
 ) -> QuestionResult:
     """Score one question. ``retrieved``: ranked (article_id, chunk_text) from the retriever (k=10);
     ``citations``: (article_id, support score) of the answer's citations."""
@@ -483,6 +497,9 @@ def score_question(
             r.citation_good, r.citation_recall = good, rec
     r.timings = dict(timings or {})
     r.prompt_tokens = int(prompt_tokens or 0)
+    r.notes = list(notes)
+    if answer_text is not None:
+        r.refusal_cause = refusal_cause(r.refused, r.timings, r.notes)
     return r
 
 
@@ -521,6 +538,13 @@ def aggregate(results: Sequence[QuestionResult]) -> dict[str, Any]:
     out["refusals"] = len(refused)
     out["refusal_precision"] = tp / len(refused) if refused else None
     out["refusal_recall"] = tp / len(nulls) if nulls else None
+    # Over-refusal: answerable questions that ended in a refusal, and at which step.
+    answerable = [r for r in answered if not r.is_null]
+    over = [r for r in answerable if r.refused]
+    out["answerable_refused"] = len(over) / len(answerable) if answerable else None
+    for cause in ("retrieval", "model", "verification"):
+        # Checkpoints written before causes were recorded count nowhere (their sum then falls short).
+        out[f"answerable_refused_{cause}"] = sum(1 for r in over if r.refusal_cause == cause)
     n_cit = sum(len(r.cited_article_ids) for r in gen)
     out["citations"] = n_cit
     out["citation_precision"] = sum(r.citation_good for r in gen) / n_cit if n_cit else None
@@ -550,6 +574,9 @@ def aggregate_by_type(results: Sequence[QuestionResult]) -> dict[str, dict[str, 
     return out
 
 
+LOWER_IS_BETTER = {"answerable_refused"}
+
+
 def compare_metrics(current: dict[str, Any], previous: dict[str, Any], threshold: float = 0.02) -> dict[str, str]:
     """Per metric: 'regressed' / 'improved' / 'same' (quality metrics: change beyond ``threshold``;
     latencies: more than 20% and 0.05 s slower/faster)."""
@@ -560,6 +587,9 @@ def compare_metrics(current: dict[str, Any], previous: dict[str, Any], threshold
             continue
         if key in HIGHER_IS_BETTER:
             d = cur - prev
+            out[key] = "regressed" if d < -threshold else "improved" if d > threshold else "same"
+        elif key in LOWER_IS_BETTER:
+            d = prev - cur
             out[key] = "regressed" if d < -threshold else "improved" if d > threshold else "same"
         elif key.endswith("_s"):
             d = cur - prev

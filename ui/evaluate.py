@@ -68,6 +68,10 @@ TABLE_ROWS: list[tuple[str, str, str]] = [
     ("accuracy_lenient", "accuracy (authors' token rule)", "f"),
     ("refusal_precision", "refusal precision", "f"),
     ("refusal_recall", "refusal recall (null)", "f"),
+    ("answerable_refused", "answerable but refused", "f"),
+    ("answerable_refused_retrieval", "  … at retrieval (count)", "d"),
+    ("answerable_refused_model", "  … by the model (count)", "d"),
+    ("answerable_refused_verification", "  … by verification (count)", "d"),
     ("citation_precision", "citation precision (evidence)", "f"),
     ("citation_support_rate", "citations ≥ min_support", "f"),
     ("citation_recall", "citation recall", "f"),
@@ -414,7 +418,7 @@ def run_questions(questions: Sequence[EvalQuestion], emap: EvidenceMap, settings
                 kwargs = {"answer_text": a.text or "", "refused": bool(a.refused),
                           "passage_article_ids": [p.article_id for p in a.passages],
                           "citations": [(c.article_id, c.score) for c in a.citations],
-                          "prompt_tokens": int(a.prompt_tokens or 0)}
+                          "prompt_tokens": int(a.prompt_tokens or 0), "notes": list(a.notes or [])}
             except Exception as exc:  # noqa: BLE001
                 log.warning("ask failed for %s: %s", q.id, exc)
                 err = (err + "; " if err else "") + f"ask: {type(exc).__name__}: {exc}"

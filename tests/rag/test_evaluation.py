@@ -186,6 +186,30 @@ def test_aggregate_end_to_end_small():
     assert by["null_query"]["hits@1"] is None
 
 
+def test_over_refusal_is_counted_by_the_step_that_refused():
+    def refused(i: str, timings: dict, notes: list[str]):
+        return score_question(_q(i, "comparison_query"), {"A"}, [], [("A", "a")], answer_text="The archive does not say.",
+                              refused=True, timings=timings, notes=notes)
+
+    gate = refused("1", {"retrieve": 0.1, "total": 0.1}, [])  # refused before any generation
+    model = refused("2", {"retrieve": 0.1, "first_token": 5.0, "total": 6.0}, [])
+    withheld = refused("3", {"retrieve": 0.1, "first_token": 5.0, "total": 6.0},
+                       ["the generated answer was withheld: no sentence of it is supported by the passages"])
+    answered = score_question(_q("4", "comparison_query"), {"A"}, [], [("A", "a")], answer_text="Yes [1].",
+                              timings={"first_token": 5.0}, notes=["a note"])
+    null = score_question(_q("5", "null_query", gold="Insufficient information."), set(), [], [("X", "x")],
+                          answer_text="The archive does not say.", refused=True, timings={"total": 0.1})
+    assert [r.refusal_cause for r in (gate, model, withheld, answered, null)] == ["retrieval", "model", "verification", "", "retrieval"]
+    assert answered.notes == ["a note"]
+    m = aggregate([gate, model, withheld, answered, null])
+    assert m["answerable_refused"] == pytest.approx(3 / 4)  # the null query's refusal is right, not over-refusal
+    assert (m["answerable_refused_retrieval"], m["answerable_refused_model"], m["answerable_refused_verification"]) == (1, 1, 1)
+    # fewer refusals of answerable questions is better
+    st = compare_metrics({"answerable_refused": 0.30}, {"answerable_refused": 0.50})
+    assert st["answerable_refused"] == "improved"
+    assert compare_metrics({"answerable_refused": 0.50}, {"answerable_refused": 0.30})["answerable_refused"] == "regressed"
+
+
 def test_percentile_and_compare():
     assert percentile([1, 2, 3, 4], 50) == pytest.approx(2.5)
     assert percentile([5], 95) == 5.0

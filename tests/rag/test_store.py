@@ -108,6 +108,22 @@ def test_version_seen_by_other_store_and_other_process(settings: Settings, store
     assert store.count() == 3
 
 
+def _write_in_other_process(settings: Settings, aid: str, n: int) -> list[str]:
+    """Another process (a CLI ingest) writes n chunks of article ``aid``; returns their ids."""
+    code = textwrap.dedent(f"""
+        from pathlib import Path
+        from rag.config import Settings
+        from rag.store import Store
+        s = Store(Settings(data_dir=Path({str(settings.data_dir)!r})))
+        ids = [f"{aid}:{{i}}" for i in range({n})]
+        s.upsert(ids=ids, embeddings=[[1.0, 0.2, 0.1, float(i)] for i in range({n})], documents=ids,
+                 metadatas=[{{"article_id": "{aid}", "content_hash": "h{aid}", "chunk_index": i, "n_chunks": {n}}} for i in range({n})])
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    return [f"{aid}:{i}" for i in range(n)]
+
+
 def test_stale_reader_sees_dense_writes_of_other_process(settings: Settings, store: Store) -> None:
     """A long-lived reader (a chat server) must query vectors another process wrote after it opened."""
     from llama_index.core.vector_stores.types import VectorStoreQuery
@@ -115,20 +131,10 @@ def test_stale_reader_sees_dense_writes_of_other_process(settings: Settings, sto
     store.upsert(*_chunks("a1", 4))
     vs = store.vector_store  # held by the retriever across the other process's write
     assert len(vs.query(VectorStoreQuery(query_embedding=_vec(0), similarity_top_k=50)).ids) == 4
-    code = textwrap.dedent(f"""
-        from pathlib import Path
-        from rag.config import Settings
-        from rag.store import Store
-        s = Store(Settings(data_dir=Path({str(settings.data_dir)!r})))
-        ids = [f"b:{{i}}" for i in range(6)]
-        s.upsert(ids=ids, embeddings=[[1.0, 0.2, 0.1, float(i)] for i in range(6)], documents=ids,
-                 metadatas=[{{"article_id": "b", "content_hash": "hb", "chunk_index": i, "n_chunks": 6}} for i in range(6)])
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
-    assert out.returncode == 0, out.stderr[-2000:]
+    written = _write_in_other_process(settings, "b", 6)
     store.version()  # what the retriever does before a query
     got = vs.query(VectorStoreQuery(query_embedding=_vec(0), similarity_top_k=50)).ids
-    assert len(got) == 10 and {f"b:{i}" for i in range(6)} <= set(got)
+    assert len(got) == 10 and set(written) <= set(got)
 
 
 def test_write_by_other_process_before_first_version_call_is_seen(settings: Settings, store: Store) -> None:
@@ -141,20 +147,10 @@ def test_write_by_other_process_before_first_version_call_is_seen(settings: Sett
     reader = Store(settings)
     vs = reader.vector_store
     assert len(vs.query(VectorStoreQuery(query_embedding=_vec(0), similarity_top_k=50)).ids) == 4
-    code = textwrap.dedent(f"""
-        from pathlib import Path
-        from rag.config import Settings
-        from rag.store import Store
-        s = Store(Settings(data_dir=Path({str(settings.data_dir)!r})))
-        ids = [f"c:{{i}}" for i in range(3)]
-        s.upsert(ids=ids, embeddings=[[1.0, 0.3, 0.0, float(i)] for i in range(3)], documents=ids,
-                 metadatas=[{{"article_id": "c", "content_hash": "hc", "chunk_index": i, "n_chunks": 3}} for i in range(3)])
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
-    assert out.returncode == 0, out.stderr[-2000:]
+    written = _write_in_other_process(settings, "c", 3)
     reader.version()
     got = vs.query(VectorStoreQuery(query_embedding=_vec(0), similarity_top_k=50)).ids
-    assert len(got) == 7 and {"c:0", "c:1", "c:2"} <= set(got)
+    assert len(got) == 7 and set(written) <= set(got)
 
 
 def test_upsert_is_idempotent_and_drops_superseded_version(store: Store) -> None:
