@@ -266,6 +266,9 @@ def looks_like_refusal(text: str) -> bool:
 
 
 _YES = {"yes", "yeah", "true", "correct"}
+_NO = {"no", "false"}
+# Gold answers of a few yes/no questions are spelled True/False ("Is it true that ...?").
+_GOLD_YES_NO = {"yes": "yes", "no": "no", "true": "yes", "false": "no"}
 
 
 def yes_no_label(text: str) -> str | None:
@@ -276,7 +279,7 @@ def yes_no_label(text: str) -> str | None:
         return None
     if words[0] in _YES:
         return "yes"
-    if words[0] in ("no",):
+    if words[0] in _NO:
         return "no"
     first_sentence = re.split(r"(?<=[.!?])\s", (text or "").strip(), maxsplit=1)[0]
     fw = set(normalize_answer(first_sentence).split())
@@ -290,7 +293,7 @@ def gold_kind(gold: str) -> str:
     n = normalize_answer(gold)
     if n.startswith(REFUSAL_GOLD):
         return "refusal"
-    if n in ("yes", "no"):
+    if n in _GOLD_YES_NO:
         return "yes/no"
     return "span"
 
@@ -303,7 +306,7 @@ def answer_correct(gold: str, predicted: str, refused: bool = False) -> bool:
     if refused:
         return False
     if kind == "yes/no":
-        return yes_no_label(predicted) == normalize_answer(gold)
+        return yes_no_label(predicted) == _GOLD_YES_NO[normalize_answer(gold)]
     g, p = normalize_answer(gold), normalize_answer(predicted)
     if not g or not p:
         return False

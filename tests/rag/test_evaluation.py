@@ -89,6 +89,9 @@ def test_normalisation_yes_variants():
     assert answer_correct("no", "No.")
     assert yes_no_label("The articles agree: yes.") == "yes"
     assert yes_no_label("Both reports describe the deal.") is None
+    # a few gold answers say True/False for yes/no
+    assert answer_correct("True", "Yes. [1][2]") and not answer_correct("True", "No.")
+    assert answer_correct("False", "No, they differ [1].") and not answer_correct("False", "Yes.")
 
 
 def test_names_and_dates_contains_match():
