@@ -26,7 +26,7 @@ from rag.prompts import ANSWER_USER, PASSAGE_LINE, REFUSAL_SENTENCE, REWRITE_SYS
 from rag.retrieve import Retriever
 from rag.store import Store
 from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support
-from rag.types import Answer, Filters, Passage
+from rag.types import WITHHELD_NOTE, Answer, Filters, Passage
 
 log = logging.getLogger(__name__)
 
@@ -203,13 +203,13 @@ def ask_stream(question: str, *, history: History = None, filters: Filters | dic
         cited = [p for p in passages if p.chunk_id in {c.chunk_id for c in citations}]
         coverage = lexical_support(_topic(standalone, intent.phrases), f"{text} {_evidence_text(cited)}", ignore=ANSWER_TYPE_WORDS)
         if coverage < required_coverage(standalone, LLM_MIN_COVERAGE):
-            notes.append(f"the generated answer was withheld: it does not address the question (covers {coverage:.0%} of its terms)")
+            notes.append(f"{WITHHELD_NOTE}: it does not address the question (covers {coverage:.0%} of its terms)")
             text, citations = "", []
     timings["verify"] = time.perf_counter() - t
     if not citations:
         refusal = _refusal_text(standalone, applied, engine, passages)
         if raw.strip() and not any(c.status == "refusal" for c in checked):
-            notes.append("the generated answer was withheld: no sentence of it is supported by the passages")
+            notes.append(f"{WITHHELD_NOTE}: no sentence of it is supported by the passages")
         yield finish(Answer(text=refusal, refused=True, passages=passages, prompt_tokens=prompt_tokens, **base))
         return
     yield finish(Answer(text=text, citations=citations, refused=False, passages=passages, prompt_tokens=prompt_tokens, **base))

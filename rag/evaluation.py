@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
+from rag.types import WITHHELD_NOTE
+
 DATASET_ATTRIBUTION = (
     "MultiHop-RAG: Yixuan Tang and Yi Yang, \"MultiHop-RAG: Benchmarking Retrieval-Augmented Generation "
     "for Multi-Hop Queries\", arXiv:2401.15391 (COLM 2024). Data licensed ODC-BY 1.0."
@@ -452,7 +454,7 @@ def refusal_cause(refused: bool, timings: dict[str, float], notes: Sequence[str]
     """Which step ended in a refusal (see ``QuestionResult.refusal_cause``); '' when not refused."""
     if not refused:
         return ""
-    if any("withheld" in n for n in notes):
+    if any(n.startswith(WITHHELD_NOTE) for n in notes):
         return "verification"
     return "model" if "first_token" in timings else "retrieval"
 

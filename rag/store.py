@@ -215,8 +215,7 @@ class Store:
         if fresh:
             # A new client sees everything written so far: remember the token now, so a write by
             # another process before our first version() call still counts as a change.
-            got = meta.get(ids=["version"], include=["metadatas"])
-            token = str((got["metadatas"][0] or {}).get("token", "")) if got["ids"] else ""
+            token = self._token_in(meta)
             with _STATE_LOCK:
                 _KNOWN_TOKEN.setdefault(self._key, token)
         if self._vector_store is not None:
@@ -244,7 +243,11 @@ class Store:
     # --- version token -------------------------------------------------------------------------
     def _read_token(self) -> str:
         self._current()
-        got = self._meta.get(ids=["version"], include=["metadatas"])
+        return self._token_in(self._meta)
+
+    @staticmethod
+    def _token_in(meta: Any) -> str:
+        got = meta.get(ids=["version"], include=["metadatas"])
         if got["ids"]:
             return str((got["metadatas"][0] or {}).get("token", ""))
         return ""

@@ -6,6 +6,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+# How an ``Answer.notes`` entry starts when the generator wrote an answer that verification then withheld.
+WITHHELD_NOTE = "the generated answer was withheld"
+
+
 @dataclass
 class Passage:
     """A retrieved chunk, as the generator saw it (``text`` may be trimmed to the sentences that matter)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rag.generate import local_available
+from ui.cli import DEMO_QUESTION
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,7 +26,7 @@ def test_demo_ingests_the_sample_and_answers_with_a_citation(tmp_path: Path) -> 
     out = _demo(tmp_path, "--generator", "extractive")
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout
-    assert "Q: Who is Ali al-Daffayi and what did he announce?" in text
+    assert f"Q: {DEMO_QUESTION}" in text
     assert "[1]" in text and "Breitbart" in text
     assert "does not say" not in text
     # a second run finds the sample already indexed and embeds nothing
