@@ -95,10 +95,10 @@ class Ingestor:
     """Reads, chunks, embeds and stores articles.
 
     Embedding is the bulk of the work, so everything else is kept off its path: chunks are
-    embedded in large groups (the model sorts a group by length, so bigger groups pad less), and
-    each group is written to Chroma by one background writer while the next group embeds. Writes
-    stay in order and at most one is in flight, so an interruption loses at most the groups not yet
-    written, which the next run redoes (nothing half-written counts as indexed, see above).
+    embedded in large groups (batches are cut from the group's token-length order, so bigger groups
+    pad less), and each group is written to Chroma by one background writer while the next group
+    embeds. Writes stay in order and at most one is in flight, so an interruption loses at most the
+    groups not yet written, which the next run redoes (nothing half-written counts as indexed, see above).
     """
 
     def __init__(self, settings: Settings, store: Store | None = None, embedder: SentenceTransformerEmbedding | None = None) -> None:
@@ -199,9 +199,12 @@ class Ingestor:
     def _store(self, ids: list[str], vectors: Any, docs: list[str], metas: list[dict[str, Any]], stale: list[str]) -> tuple[int, int]:
         """Write one embedded group (every chunk of each article in one upsert); returns (written, deleted).
 
-        Runs on the writer thread. Chroma's own work releases the GIL, so it overlaps with the
-        embedding; the Python-heavy row building stays on the main thread (``_rows``), because a
-        thread busy in Python makes every torch and tokenizer call on the main thread wait for the GIL.
+        Runs on the writer thread. A Chroma server is written to over HTTP, which releases the GIL,
+        so that write overlaps with the embedding. The embedded (folder) client holds the GIL for a
+        whole upsert (measured: ``tests/bench/RESULTS.md``), so there the write costs its own time;
+        a child-process writer was tried and gained nothing on two cores. The Python-heavy row
+        building stays on the main thread (``_rows``), because a thread busy in Python makes every
+        torch and tokenizer call on the main thread wait for the GIL.
         """
         with self.store.write_lock():
             self.store.upsert(ids, vectors, docs, metas)

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     # --- embedding and chunking --------------------------------------------------------------
     embedder: str = Field(default="minilm", description="Embedding model: 'minilm' (bundled all-MiniLM-L6-v2) or 'sentence-transformers:/local/model/folder'.")
     embed_batch_size: int = Field(default=32, ge=1, le=1024, description="Passages per embedding batch.")
-    ingest_group_chunks: int = Field(default=1024, ge=1, le=100_000, description="Chunks embedded together and written to the store in one step during ingest: larger groups embed faster (less padding), smaller ones lose less work to an interruption.")
+    ingest_group_chunks: int = Field(default=2048, ge=1, le=100_000, description="Chunks embedded together and written to the store in one step during ingest: larger groups embed faster (batches cut from a longer length order pad less), smaller ones lose less work to an interruption.")
     chunk_size: int = Field(default=192, ge=32, le=2048, description="Chunk size in the embedder's own tokens (MiniLM reads 256; room is left for the title prefix).")
     chunk_overlap: int = Field(default=32, ge=0, le=512, description="Tokens shared by neighbouring chunks.")
 

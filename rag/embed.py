@@ -94,25 +94,41 @@ class SentenceTransformerEmbedding(BaseEmbedding):
         return self.embed_array(texts, batch_size, on_batch).tolist()
 
     def embed_array(self, texts: Sequence[str], batch_size: int | None = None, on_batch: Callable[[int], None] | None = None) -> Any:
-        """``embed`` as one float32 numpy array (n, dim): what Chroma stores, without a detour through lists."""
+        """``embed`` as one float32 numpy array (n, dim): what Chroma stores, without a detour through lists.
+
+        Texts are batched by their length in the model's own tokens, longest first, and each batch
+        is handed to ``encode`` on its own. ``encode`` sorts by characters, which pads a batch to its
+        longest member in tokens: on the news chunks of the ingest benchmark that is 15% more tokens
+        than the texts hold when 1,024 are sorted together (6% even when all 10,155 are), against
+        under 4% when batches are cut from the token order (``tests/bench/RESULTS.md``). The
+        vectors are the same (to 1e-7); the extra tokenizer pass costs about 0.2 ms a text.
+        """
         import numpy as np
 
         bs = batch_size or self.embed_batch_size
-        parts = []
-        # encode() sorts what it is given by length before batching, so hand it many batches at once:
-        # batches of similar length need far less padding (about 2x faster than one batch per call).
-        # Calls are still split so a progress bar moves and a long ingest can report as it goes.
-        step = bs * 32
-        for i in range(0, len(texts), step):
-            batch = list(texts[i : i + step])
+        items = list(texts)
+        out = np.empty((len(items), self.dimension), dtype=np.float32)
+        order = self._longest_first(items) if len(items) > bs else np.arange(len(items))
+        for i in range(0, len(items), bs):
+            idx = order[i : i + bs]
             with self._lock:  # torch on 2 cores: concurrent encodes only thrash
-                vecs = self._model.encode(batch, batch_size=bs, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-            parts.append(np.asarray(vecs, dtype=np.float32))
+                vecs = self._model.encode([items[k] for k in idx], batch_size=bs, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+            out[idx] = vecs
             if on_batch:
-                on_batch(len(batch))
-        if not parts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.concatenate(parts)
+                on_batch(len(idx))
+        return out
+
+    def _longest_first(self, texts: list[str]) -> Any:
+        """Indexes of ``texts`` by token count (as the model truncates it), longest first, ties in input order."""
+        import numpy as np
+
+        tok = getattr(self._model, "tokenizer", None)
+        try:
+            ids = tok(texts, truncation=True, max_length=self.max_tokens, return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(texts))
+        except Exception:  # noqa: BLE001 - a model without a callable tokenizer: characters are the next best measure
+            lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        return np.argsort(-lengths, kind="stable")
 
     # llama-index interface ---------------------------------------------------------------------
     def _get_query_embedding(self, query: str) -> list[float]:

@@ -6,8 +6,11 @@
 Builds a corpus of N articles by repeating real ones (data/ plus the MultiHop-RAG articles in
 ../shared/eval/multihop-rag when present) under new ids/urls, then measures in one process:
   1. a first ingest into a fresh Chroma folder (chunks/s, share of time spent embedding),
-  2. raw embedder throughput: SentenceTransformer.encode of exactly the same chunk texts, same batch size,
-     timed once before and once after the ingest (after a warm-up) and averaged,
+  2. raw embedder throughput on exactly the same chunk texts, same batch size, each timed once before
+     and once after the ingest (after a warm-up) and averaged:
+       - SentenceTransformer.encode of all texts in one call (the model's own library), and
+       - Byline's embedder (``embed_array``: batches cut by token length) on all texts in one call,
+         i.e. the embedding alone with the best batching a one-shot call gets, no store,
   3. an unchanged re-ingest (everything skipped by content hash),
   4. peak RSS (resource.getrusage) and RSS after each phase (psutil).
 Prints one summary table (and --json FILE writes the numbers).
@@ -120,11 +123,18 @@ def main(argv: list[str] | None = None) -> int:
             model.encode(texts, batch_size=settings.embed_batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
             return time.perf_counter() - t
 
+        def raw_byline() -> float:
+            t = time.perf_counter()
+            embedder.embed_array(texts)
+            return time.perf_counter() - t
+
         # Warm torch's kernels first, then time the raw encoder before AND after the ingest: whichever
         # runs first on a cold process is slower, so one side alone would flatter the other.
         model.encode(texts[:256], batch_size=settings.embed_batch_size, show_progress_bar=False)
         console.print(f"raw SentenceTransformer.encode of the {len(texts)} chunk texts the ingest will embed …")
         raw_before = raw_encode()
+        console.print("Byline's embedder on the same texts in one call …")
+        byl_before = raw_byline()
 
         console.print(f"ingesting {args.articles} articles (cycling over {n_real} real ones) into {settings.describe_store()} …")
         rep = ing.ingest_items(corpus)
@@ -132,12 +142,17 @@ def main(argv: list[str] | None = None) -> int:
                    failed=len(rep.errors), ingest_chunks_per_s=rep.chunks_embedded / rep.seconds if rep.seconds else None,
                    rss_after_ingest_mb=rss_mb())
 
-        console.print("raw encode again …")
+        console.print("Byline's embedder and raw encode again …")
+        byl_after = raw_byline()  # mirror order: ST, Byline, ingest, Byline, ST
         raw_after = raw_encode()
         raw_s = (raw_before + raw_after) / 2
+        byl_s = (byl_before + byl_after) / 2
         res.update(raw_encode_s=raw_s, raw_before_s=raw_before, raw_after_s=raw_after,
-                   raw_chunks_per_s=len(texts) / raw_s if raw_s else None, rss_after_raw_mb=rss_mb())
+                   raw_chunks_per_s=len(texts) / raw_s if raw_s else None, rss_after_raw_mb=rss_mb(),
+                   byline_embed_s=byl_s, byline_before_s=byl_before, byline_after_s=byl_after,
+                   byline_chunks_per_s=len(texts) / byl_s if byl_s else None)
         res["ingest_vs_raw"] = res["ingest_chunks_per_s"] / res["raw_chunks_per_s"] if res["raw_chunks_per_s"] else None
+        res["ingest_vs_byline_embed"] = res["ingest_chunks_per_s"] / res["byline_chunks_per_s"] if res["byline_chunks_per_s"] else None
 
         console.print("re-ingesting the unchanged corpus …")
         rep2 = ing.ingest_items(corpus)
@@ -163,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         ("raw encode chunks/s (same texts, same batch; mean of before/after)",
          f"{res['raw_chunks_per_s']:.1f}  ({res['raw_before_s']:.1f} s / {res['raw_after_s']:.1f} s)"),
         ("ingest / raw throughput", f"{res['ingest_vs_raw']:.2f}"),
+        ("Byline embedder alone, one call, chunks/s (mean of before/after)",
+         f"{res['byline_chunks_per_s']:.1f}  ({res['byline_before_s']:.1f} s / {res['byline_after_s']:.1f} s)"),
+        ("ingest / Byline embedder alone", f"{res['ingest_vs_byline_embed']:.2f}"),
         ("unchanged re-ingest (s)", f"{res['reingest_s']:.2f}  ({res['reingest_unchanged']} unchanged, {res['reingest_embedded']} re-embedded)"),
         ("model load (s)", f"{res['model_load_s']:.1f}"),
         ("RSS start / after ingest / after re-ingest (MB)", f"{res['rss_start_mb']:.0f} / {res['rss_after_ingest_mb']:.0f} / {res['rss_after_reingest_mb']:.0f}"),
