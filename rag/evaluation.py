@@ -590,11 +590,8 @@ def compare_metrics(current: dict[str, Any], previous: dict[str, Any], threshold
         prev = previous.get(key)
         if not isinstance(cur, (int, float)) or not isinstance(prev, (int, float)) or isinstance(cur, bool):
             continue
-        if key in HIGHER_IS_BETTER:
-            d = cur - prev
-            out[key] = "regressed" if d < -threshold else "improved" if d > threshold else "same"
-        elif key in LOWER_IS_BETTER:
-            d = prev - cur
+        if key in HIGHER_IS_BETTER or key in LOWER_IS_BETTER:
+            d = cur - prev if key in HIGHER_IS_BETTER else prev - cur  # d > 0: better
             out[key] = "regressed" if d < -threshold else "improved" if d > threshold else "same"
         elif key.endswith("_s"):
             d = cur - prev
