@@ -4,11 +4,13 @@
     python tests/bench/bench_write.py --articles 1000 --repeat 3
 
 Plans and builds the rows of a real corpus exactly as ``byline ingest`` does (no embedding: random
-unit vectors stand in, the write does not look at them), then writes them in 1,024-chunk groups
+unit vectors stand in), then writes them in 1,024-chunk groups
 into fresh Chroma folders and times the three steps of ``Store.upsert``: Chroma's upsert, the
 superseded-version check, and the version bump. Variants show what the cost depends on: the
 llama-index node JSON, the number of metadata keys, and the documents (Chroma's full-text index).
-Prints CPU and wall seconds per 1,024 chunks.
+Prints CPU and wall seconds per 1,024 chunks. The HNSW index does look at the vectors: distinct
+random ones cost it more than real embeddings, and far more than the repeated vectors of the ingest
+benchmark's corpus (tests/bench/RESULTS.md), so read the upsert column as an upper bound.
 """
 
 from __future__ import annotations
