@@ -10,6 +10,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from rag.schema import chunk_header
+
 log = logging.getLogger(__name__)
 
 # Aliases seen in real article dumps (MultiHop-RAG, newspaper3k, news-please, RSS exports).
@@ -149,8 +151,7 @@ class Article:
 
     def header(self) -> str:
         """The line prefixed to every chunk for embedding and keyword search (not stored in offsets)."""
-        bits = [b for b in (self.title, self.source, self.date_iso) if b]
-        return " | ".join(bits)
+        return chunk_header(self.title, self.source, self.date_iso)
 
 
 def article_id(url: str, text: str) -> str:

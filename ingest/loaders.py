@@ -14,6 +14,7 @@ from typing import Any, Iterable, Iterator, Union
 
 from ingest.article import Article, article_from_record, normalize_text, parse_date
 from rag.errors import IngestError
+from rag.records import ARTICLE_LIST_KEYS, RecordError, iter_records
 
 log = logging.getLogger(__name__)
 
@@ -238,31 +239,11 @@ def parse_json_records(text: str, source: str, lines: bool) -> Iterator[Item]:
 
 
 def _json_records(text: str, source: str, lines: bool) -> Iterator[Item]:
-    if lines:
-        for n, line in enumerate(text.split("\n"), 1):
-            if not line.strip():
-                continue
-            where = f"{source}:{n}"
-            try:
-                rec = json.loads(line)
-            except ValueError as exc:
-                yield IngestError(where, f"invalid JSON line: {exc}")
-                continue
-            yield _record(rec, where)
-        return
-    try:
-        obj = json.loads(text)
-    except ValueError as exc:
-        yield IngestError(source, f"invalid JSON: {exc}")
-        return
-    if isinstance(obj, dict):
-        for key in ("articles", "items", "data", "records", "results"):
-            if isinstance(obj.get(key), list):
-                obj = obj[key]
-                break
-    records = obj if isinstance(obj, list) else [obj]
-    for n, rec in enumerate(records):
-        yield _record(rec, f"{source}[{n}]" if isinstance(obj, list) else source)
+    for item in iter_records(text, source, lines=lines, list_keys=ARTICLE_LIST_KEYS):
+        if isinstance(item, RecordError):
+            yield IngestError(item.where, item.reason)
+        else:
+            yield _record(item.value, item.where)
 
 
 def _record(rec: Any, where: str) -> Item:

@@ -4,7 +4,8 @@ How "nothing half-written" holds: chunk ids are deterministic (article id + inde
 chunk records its article's content hash and chunk count. An article counts as indexed only when
 all ``n_chunks`` chunks with its current hash are present and nothing else is stored under its id.
 Anything less (a run killed mid-way, an edited article) is simply re-embedded and upserted over,
-then stale chunks are deleted. Writers on one embedded folder are serialised by a file lock.
+and the store deletes the superseded chunks in the same locked write. Writers on one
+embedded folder are serialised by a file lock.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ingest.loaders import Item, load_sources
 from rag.config import Settings
 from rag.embed import SentenceTransformerEmbedding, get_embedder
 from rag.errors import IngestError
+from rag.schema import ChunkMeta, with_header
 from rag.store import Store
 
 log = logging.getLogger(__name__)
@@ -59,36 +61,23 @@ class IngestReport:
                 "errors": [{"source": e.source, "reason": e.reason} for e in self.errors]}
 
 
-def chunk_metadata(article: Article, chunk: Chunk, n_chunks: int) -> dict[str, Any]:
-    """Flat metadata for one chunk (Chroma takes str/int/float/bool only; unknown is '' or 0)."""
+def chunk_meta(article: Article, chunk: Chunk, n_chunks: int, ingested_at: str = "") -> ChunkMeta:
+    """The stored metadata of one chunk (``rag.schema`` defines the keys)."""
     d = article.published_at
-    return {
-        "article_id": article.id,
-        "content_hash": article.content_hash,
-        "chunk_index": chunk.index,
-        "n_chunks": n_chunks,
-        "start": chunk.start,
-        "end": chunk.end,
-        "title": article.title,
-        "source": article.source,
-        "author": article.author,
-        "url": article.url,
-        "category": article.category,
-        "published_at": d.isoformat() if d else "",
-        "date": article.date_iso,
-        # YYYYMMDD as an int so Chroma can range-filter; 0 = unknown date.
-        "date_num": int(d.strftime("%Y%m%d")) if d else 0,
-        "origin": article.origin[:500],
-    }
+    return ChunkMeta(
+        article_id=article.id, content_hash=article.content_hash, chunk_index=chunk.index, n_chunks=n_chunks,
+        start=chunk.start, end=chunk.end, title=article.title, source=article.source, author=article.author,
+        url=article.url, category=article.category, published_at=d.isoformat() if d else "", date=article.date_iso,
+        date_num=int(d.strftime("%Y%m%d")) if d else 0, origin=article.origin[:500], ingested_at=ingested_at,
+    )
 
 
 def embed_text(article: Article, chunk_text: str) -> str:
     """What is embedded and keyword-indexed: the title/outlet/date line, then the passage."""
-    head = article.header()
-    return f"{head}\n{chunk_text}" if head else chunk_text
+    return with_header(article.header(), chunk_text)
 
 
-Todo = list[tuple[Article, list[Chunk], list[str]]]  # (article, its chunks, stale chunk ids to delete)
+Todo = list[tuple[Article, list[Chunk]]]  # (article, its chunks)
 
 
 class Ingestor:
@@ -148,7 +137,7 @@ class Ingestor:
             stored = states.get(aid, {})
             h = art.content_hash
             current = stored.get(h, [])
-            old = [cid for hh, rows in stored.items() if hh != h for cid, _ in rows]
+            old = any(hh != h for hh in stored)
             if current and len(current) == current[0][1] and not old:
                 report.unchanged += 1
                 if progress:
@@ -160,12 +149,9 @@ class Ingestor:
                 if progress:
                     progress("article", 1)
                 continue
-            # Chunk ids are article id + index, so a new chunk usually reuses an old id: the upsert
-            # overwrites it, and only ids the new version does not have are stale (deleting the rest
-            # would delete the freshly written chunks).
-            keep = {c.id for c in chunks}
-            stale = sorted({cid for cid in old + [cid for cid, _ in current] if cid not in keep})
-            todo.append((art, chunks, stale))
+            # Chunk ids are article id + index, so a new chunk usually reuses an old id that the
+            # upsert overwrites; the store deletes the rest of an older version in the same write.
+            todo.append((art, chunks))
             if stored:
                 report.updated += 1
             else:
@@ -173,31 +159,32 @@ class Ingestor:
         return todo
 
     def _embed(self, batch: Todo, report: IngestReport, progress: ProgressFn | None) -> Any:
-        texts = [embed_text(a, c.text) for a, chunks, _ in batch for c in chunks]
+        texts = [embed_text(a, c.text) for a, chunks in batch for c in chunks]
         t = time.perf_counter()
         vectors = self.embedder.embed_array(texts, on_batch=(lambda n: progress("chunks", n)) if progress else None)
         report.embed_seconds += time.perf_counter() - t
         return vectors
 
-    def _rows(self, batch: Todo) -> tuple[list[str], list[str], list[dict[str, Any]], list[str]]:
-        """Ids, documents, flat metadata and stale ids for one group, in llama-index's node format."""
+    def _rows(self, batch: Todo) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+        """Ids, documents and flat metadata for one group, in llama-index's node format."""
         ids, docs, metas = [], [], []
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        for art, chunks, _ in batch:
+        for art, chunks in batch:
             for c in chunks:
-                md = chunk_metadata(art, c, len(chunks))
-                md["ingested_at"] = now
+                md = chunk_meta(art, c, len(chunks), ingested_at=now).to_metadata()
                 node = TextNode(id_=c.id, text=c.text, metadata=md, start_char_idx=c.start, end_char_idx=c.end,
                                 excluded_embed_metadata_keys=list(md), excluded_llm_metadata_keys=list(md))
                 node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=art.id)
                 ids.append(c.id)
                 docs.append(c.text)
                 metas.append(node_to_metadata_dict(node, remove_text=True, flat_metadata=True))
-        stale = [cid for _, _, s in batch for cid in s]
-        return ids, docs, metas, stale
+        return ids, docs, metas
 
-    def _store(self, ids: list[str], vectors: Any, docs: list[str], metas: list[dict[str, Any]], stale: list[str]) -> tuple[int, int]:
+    def _store(self, ids: list[str], vectors: Any, docs: list[str], metas: list[dict[str, Any]]) -> tuple[int, int]:
         """Write one embedded group (every chunk of each article in one upsert); returns (written, deleted).
+
+        The upsert also deletes the stale chunks of these articles (an older version's, or indexes
+        past the new chunk count) and bumps the version token once: one locked write per group.
 
         Runs on the writer thread. A Chroma server is written to over HTTP, which releases the GIL,
         so that write overlaps with the embedding. The embedded (folder) client holds the GIL for a
@@ -206,11 +193,8 @@ class Ingestor:
         building stays on the main thread (``_rows``), because a thread busy in Python makes every
         torch and tokenizer call on the main thread wait for the GIL.
         """
-        with self.store.write_lock():
-            self.store.upsert(ids, vectors, docs, metas)
-            if stale:
-                self.store.delete_chunks(stale)
-        return len(ids), len(stale)
+        deleted = self.store.upsert(ids, vectors, docs, metas)
+        return len(ids), deleted
 
     def delete(self, article_id: str) -> int:
         """Remove an article's chunks; returns how many were removed (0: no such article)."""
@@ -236,7 +220,7 @@ class _Run:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byline-writer")
 
     def _unwritten_ids(self) -> set[str]:
-        ids = set(self.pending_ids) | {a.id for a, _, _ in self.batch}
+        ids = set(self.pending_ids) | {a.id for a, _ in self.batch}
         if self.ready is not None:
             ids |= self.ready[1]
         return ids
@@ -260,8 +244,8 @@ class _Run:
         batch, self.batch, self.size = self.batch, [], 0
         self.submit_ready()  # the previous group is written while this one embeds
         vectors = self.ing._embed(batch, self.report, self.progress)
-        ids, docs, metas, stale = self.ing._rows(batch)
-        self.ready = ((ids, vectors, docs, metas, stale), {a.id for a, _, _ in batch})
+        ids, docs, metas = self.ing._rows(batch)
+        self.ready = ((ids, vectors, docs, metas), {a.id for a, _ in batch})
 
     def submit_ready(self) -> None:
         if self.ready is None:

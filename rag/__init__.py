@@ -15,15 +15,15 @@ from rag.errors import BylineError, ConfigError, GeneratorError, IngestError, Mo
 from rag.types import Answer, Citation, Filters, Passage
 
 __all__ = [
-    "ask", "ask_stream", "Answer", "Citation", "Filters", "Passage", "Settings", "load_settings",
+    "ask", "ask_stream", "Engine", "default_engine", "Answer", "Citation", "Filters", "Passage", "Settings", "load_settings",
     "BylineError", "ConfigError", "GeneratorError", "IngestError", "ModelError", "QuestionError", "StoreError",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # The answer pipeline pulls in llama-index, torch and Chroma: import it only when asked for.
-    if name in ("ask", "ask_stream"):
-        from rag import answer
+    # The engine pulls in llama-index, torch and Chroma: import it only when asked for.
+    if name in ("ask", "ask_stream", "Engine", "default_engine"):
+        from rag import engine
 
-        return getattr(answer, name)
+        return getattr(engine, name)
     raise AttributeError(f"module 'rag' has no attribute {name!r}")

@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Literal
-
 import platformdirs
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,11 +27,14 @@ for _k, _v in OFFLINE_ENV.items():
     os.environ.setdefault(_k, _v)
 
 
+def check_auth(auth: str) -> None:
+    """Raise ConfigError unless ``auth`` is 'user:password' with both parts non-empty."""
+    if ":" not in auth or auth.startswith(":") or auth.endswith(":"):
+        raise ConfigError("auth must look like 'user:password'")
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("byline", appauthor=False))
-
-
-GeneratorName = Literal["auto", "local", "openai", "extractive"]
 
 
 class Settings(BaseSettings):
@@ -68,7 +69,7 @@ class Settings(BaseSettings):
     reference_date: dt.date | None = Field(default=None, description="Date that 'last week', 'yesterday' etc. are resolved against; default today.")
 
     # --- generation --------------------------------------------------------------------------
-    generator: GeneratorName = Field(default="auto", description="'local' (Qwen2.5-Coder-1.5B via xllamacpp), 'openai' (any OpenAI-compatible endpoint), 'extractive' (no LLM), or 'auto' (local when installed, else extractive).")
+    generator: str = Field(default="auto", description="'local' (Qwen2.5-Coder-1.5B via xllamacpp), 'openai' (any OpenAI-compatible endpoint), 'extractive' (no LLM), or 'auto' (local when installed, else extractive); the names are those of rag.generators.REGISTRY.")
     openai_base_url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1.")
     openai_model: str = Field(default="gpt-4o-mini", description="Model name sent to the OpenAI-compatible endpoint.")
     openai_api_key: str | None = Field(default=None, description="API key for the endpoint (falls back to OPENAI_API_KEY).")
@@ -79,6 +80,14 @@ class Settings(BaseSettings):
     temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature (0 = deterministic).")
     min_support: float = Field(default=0.5, ge=0, le=1, description="Support score an answer sentence needs against the passage it cites to be kept.")
     max_question_chars: int = Field(default=2000, ge=10, description="Longer questions are cut to this length (with a note) before retrieval.")
+
+    # --- when to refuse ----------------------------------------------------------------------
+    min_keyword_overlap: float = Field(default=0.6, ge=0, le=1, description="Share of the question's words that one passage sentence must hold to count as a strong keyword match when no passage is close in meaning (min_dense_score).")
+    min_key_phrase_coverage: float = Field(default=0.6, ge=0, le=1, description="Share of the question's names and figures that must appear in the retrieved passages, else Byline refuses before generating (on MultiHop-RAG 0.6 refuses 96% of the unanswerable questions and 4% of the others).")
+    min_answer_coverage: float = Field(default=0.55, ge=0, le=1, description="Share of a short question's terms that a model's answer plus the passages it cites must contain, else the answer does not address the question and is withheld.")
+    long_question_coverage: float = Field(default=0.4, ge=0, le=1, description="The coverage required instead of min_answer_coverage / extractive_min_coverage for questions of more than 8 content words, which restate facts in their own words.")
+    extractive_min_coverage: float = Field(default=0.6, ge=0, le=1, description="The extractive generator answers only when the passages contain this share of the question's terms, or when one sentence is close enough in meaning (extractive_min_cosine).")
+    extractive_min_cosine: float = Field(default=0.6, ge=-1, le=1, description="Cosine similarity between the question and a passage sentence at which the extractive generator answers even when the passages lack the question's terms (extractive_min_coverage).")
 
     # --- chat server -------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the chat binds; anything but loopback requires auth.")
@@ -92,6 +101,15 @@ class Settings(BaseSettings):
             return v
         raise ValueError(f"unknown embedder {v!r}; use 'minilm' or 'sentence-transformers:/path/to/model'")
 
+    @field_validator("generator")
+    @classmethod
+    def _check_generator(cls, v: str) -> str:
+        from rag.generators import generator_names
+
+        if v not in generator_names():
+            raise ValueError(f"unknown generator {v!r}; use one of {', '.join(generator_names())}")
+        return v
+
     @field_validator("chroma_url")
     @classmethod
     def _check_url(cls, v: str | None) -> str | None:
@@ -102,8 +120,11 @@ class Settings(BaseSettings):
     @field_validator("auth")
     @classmethod
     def _check_auth(cls, v: str | None) -> str | None:
-        if v is not None and (":" not in v or v.startswith(":") or v.endswith(":")):
-            raise ValueError("auth must look like 'user:password'")
+        if v is not None:
+            try:
+                check_auth(v)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None  # pydantic reports ValueErrors with the field and value
         return v
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ Models are loaded from a local folder only (the bundled all-MiniLM-L6-v2 ships i
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from pathlib import Path
@@ -18,9 +19,6 @@ from rag.config import Settings
 from rag.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
-
-_CACHE: dict[str, "SentenceTransformerEmbedding"] = {}
-_CACHE_LOCK = threading.Lock()
 
 
 def bundled_minilm_path() -> Path:
@@ -70,9 +68,6 @@ class SentenceTransformerEmbedding(BaseEmbedding):
     @property
     def max_tokens(self) -> int:
         return int(self._model.max_seq_length)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenize(text))
 
     def tokenize(self, text: str) -> list[int]:
         """The model's own word pieces, without special tokens: chunk sizes are counted in these."""
@@ -153,9 +148,17 @@ def get_embedder(settings: Settings) -> SentenceTransformerEmbedding:
         path = spec.split(":", 1)[1]
     else:  # guarded by Settings, kept for callers that bypass validation
         raise ConfigError(f"unknown embedder {spec!r}")
-    key = f"{path}|{settings.embed_batch_size}"
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            log.info("loading embedder from %s", path)
-            _CACHE[key] = SentenceTransformerEmbedding(path, embed_batch_size=settings.embed_batch_size)
-        return _CACHE[key]
+    with _LOAD_LOCK:  # two threads asking at once load the model once
+        return _load(path, settings.embed_batch_size)
+
+
+# The loader cache: a loaded model is a heavy, immutable, per-process resource (hundreds of MB and
+# seconds to load), so each (folder, batch size) is loaded once per process and shared by every
+# Ingestor, Retriever and Engine. A load that fails is not cached.
+_LOAD_LOCK = threading.Lock()
+
+
+@functools.cache
+def _load(path: str, batch_size: int) -> SentenceTransformerEmbedding:
+    log.info("loading embedder from %s", path)
+    return SentenceTransformerEmbedding(path, embed_batch_size=batch_size)

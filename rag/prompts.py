@@ -34,7 +34,9 @@ REWRITE_USER = """Conversation:
 Last question: {question}
 Standalone question:"""
 
-# Phrases that mean the generator declined (checked case-insensitively in code).
+# Phrases that mean the generator declined (checked case-insensitively in code): the one list, read by the
+# answer pipeline (rag.citations.is_refusal, any sentence) and by the eval (rag.evaluation's looks_like_refusal,
+# an answer's first sentence).
 REFUSAL_MARKERS = (
     "archive does not say", "does not say", "do not contain", "does not contain", "doesn't contain", "not mentioned",
     "no information", "insufficient information", "not enough information", "cannot answer", "can't answer",

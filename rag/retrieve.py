@@ -1,7 +1,8 @@
 """Hybrid retrieval: dense (Chroma via llama-index) + BM25 (llama-index's bm25s retriever), fused by RRF.
 
-BM25 is rebuilt only when the store's version token changes (any write by any process), so
-several chat servers and ingest workers stay consistent without rebuilding on every query.
+Each Retriever owns its keyword index, rebuilt only when the store's version token changes (any
+write by any process), so several chat servers and ingest workers stay consistent without
+rebuilding on every query.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 
 import numpy as np
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from llama_index.core.schema import TextNode
@@ -21,6 +23,7 @@ from llama_index.core.vector_stores.types import FilterCondition, FilterOperator
 
 from rag.config import Settings
 from rag.embed import SentenceTransformerEmbedding, get_embedder
+from rag.schema import DATE_NUM, SOURCE, ChunkMeta
 from rag.store import Store
 from rag.types import Filters, Passage
 
@@ -38,6 +41,10 @@ class Candidate:
     bm25_rank: int | None = None
     fused: float = 0.0
 
+    @cached_property
+    def meta(self) -> ChunkMeta:
+        return ChunkMeta.from_metadata(self.metadata)
+
 
 def _date_num(iso: str | None) -> int | None:
     if not iso:
@@ -54,23 +61,24 @@ def _date_num(iso: str | None) -> int | None:
 def to_metadata_filters(filters: Filters) -> MetadataFilters | None:
     parts: list[Any] = []
     if filters.sources:
-        parts.append(MetadataFilter(key="source", value=list(filters.sources), operator=FilterOperator.IN))
+        parts.append(MetadataFilter(key=SOURCE, value=list(filters.sources), operator=FilterOperator.IN))
     lo, hi = _date_num(filters.date_from), _date_num(filters.date_to)
     if lo:
-        parts.append(MetadataFilter(key="date_num", value=lo, operator=FilterOperator.GTE))
+        parts.append(MetadataFilter(key=DATE_NUM, value=lo, operator=FilterOperator.GTE))
     if hi:
-        parts.append(MetadataFilter(key="date_num", value=hi, operator=FilterOperator.LTE))
+        parts.append(MetadataFilter(key=DATE_NUM, value=hi, operator=FilterOperator.LTE))
     if hi and not lo:  # unknown dates are stored as 0: they must not pass an 'until' filter
-        parts.append(MetadataFilter(key="date_num", value=1, operator=FilterOperator.GTE))
+        parts.append(MetadataFilter(key=DATE_NUM, value=1, operator=FilterOperator.GTE))
     if not parts:
         return None
     return MetadataFilters(filters=parts, condition=FilterCondition.AND)
 
 
-def matches(md: dict[str, Any], filters: Filters) -> bool:
-    if filters.sources and md.get("source") not in filters.sources:
+def matches(md: dict[str, Any] | ChunkMeta, filters: Filters) -> bool:
+    m = md if isinstance(md, ChunkMeta) else ChunkMeta.from_metadata(md)
+    if filters.sources and m.source not in filters.sources:
         return False
-    dn = int(md.get("date_num") or 0)
+    dn = m.date_num
     lo, hi = _date_num(filters.date_from), _date_num(filters.date_to)
     if lo and dn < lo:
         return False
@@ -79,20 +87,61 @@ def matches(md: dict[str, Any], filters: Filters) -> bool:
     return True
 
 
-class _BM25Cache:
-    """One BM25 index per (store, version) per process."""
+class KeywordIndex:
+    """A BM25 index over every chunk of one store, rebuilt when the store's version token changes.
 
-    def __init__(self) -> None:
+    Also collects the (year, month) pairs the archive covers, from the same pass over the store.
+    """
+
+    def __init__(self, store: Store, top_k: int) -> None:
+        self.store = store
+        self.top_k = top_k  # the retriever's default result count (its size is set per search)
         self.lock = threading.Lock()
         self.version: str | None = None
         self.retriever: Any = None
         self.size = 0
         self.archive_months: set[tuple[int, int]] = set()
-        self.sources: list[str] = []
 
+    def refresh(self) -> "KeywordIndex":
+        """Rebuild if the store changed since the last build (this also refreshes an embedded client)."""
+        version = self.store.version()
+        if self.version == version and self.retriever is not None:
+            return self
+        with self.lock:
+            if self.version == version and self.retriever is not None:
+                return self
+            t = time.perf_counter()
+            nodes: list[TextNode] = []
+            months: set[tuple[int, int]] = set()
+            for cid, md, doc in self.store.iter_metadatas(documents=True):
+                m = ChunkMeta.from_metadata(md)
+                nodes.append(TextNode(id_=cid, text=m.headed(doc), metadata={}))
+                if m.date_num:
+                    months.add((m.date_num // 10000, (m.date_num // 100) % 100))
+            if nodes:
+                import Stemmer
+                from llama_index.retrievers.bm25 import BM25Retriever
 
-_BM25: dict[str, _BM25Cache] = {}
-_BM25_LOCK = threading.Lock()
+                logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets itself to DEBUG on import
+
+                self.retriever = BM25Retriever.from_defaults(nodes=nodes, stemmer=Stemmer.Stemmer("english"), language="english",
+                                                             similarity_top_k=min(len(nodes), self.top_k))
+            else:
+                self.retriever = None
+            self.size = len(nodes)
+            self.version = version
+            self.archive_months = months
+            log.info("BM25 index over %d chunks built in %.2f s", len(nodes), time.perf_counter() - t)
+        return self
+
+    def search(self, question: str, n: int) -> list[tuple[str, float]]:
+        self.refresh()
+        if self.retriever is None:
+            return []
+        with self.lock:  # bm25s retrieval is not documented as thread-safe
+            self.retriever.similarity_top_k = min(self.size, max(n, 1))
+            res = self.retriever.retrieve(question)
+        return [(r.node.node_id, float(r.score or 0.0)) for r in res if (r.score or 0) > 0]
 
 
 class Retriever:
@@ -100,64 +149,11 @@ class Retriever:
         self.settings = settings
         self.store = store or Store(settings)
         self.embedder = embedder or get_embedder(settings)
-        key = f"{settings.describe_store()}|{settings.collection}"
-        with _BM25_LOCK:
-            self._bm25 = _BM25.setdefault(key, _BM25Cache())
+        self.keywords = KeywordIndex(self.store, settings.candidates * 3)
         self._reranker: Any = None
 
-    # --- BM25 ----------------------------------------------------------------------------------
-    def _bm25_index(self) -> _BM25Cache:
-        cache = self._bm25
-        version = self.store.version()
-        if cache.version == version and cache.retriever is not None:
-            return cache
-        with cache.lock:
-            if cache.version == version and cache.retriever is not None:
-                return cache
-            t = time.perf_counter()
-            nodes: list[TextNode] = []
-            months: set[tuple[int, int]] = set()
-            sources: set[str] = set()
-            for cid, md, doc in self.store.iter_metadatas(documents=True):
-                head = " | ".join(b for b in (md.get("title", ""), md.get("source", "")) if b)
-                nodes.append(TextNode(id_=cid, text=f"{head}\n{doc}" if head else doc, metadata={}))
-                dn = int(md.get("date_num") or 0)
-                if dn:
-                    months.add((dn // 10000, (dn // 100) % 100))
-                if md.get("source"):
-                    sources.add(md["source"])
-            if nodes:
-                import Stemmer
-                from llama_index.retrievers.bm25 import BM25Retriever
-
-                logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets itself to DEBUG on import
-
-                cache.retriever = BM25Retriever.from_defaults(nodes=nodes, stemmer=Stemmer.Stemmer("english"), language="english",
-                                                              similarity_top_k=min(len(nodes), self.settings.candidates * 3))
-            else:
-                cache.retriever = None
-            cache.size = len(nodes)
-            cache.version = version
-            cache.archive_months = months
-            cache.sources = sorted(sources)
-            log.info("BM25 index over %d chunks built in %.2f s", len(nodes), time.perf_counter() - t)
-        return cache
-
     def archive_months(self) -> set[tuple[int, int]]:
-        return self._bm25_index().archive_months
-
-    def sources(self) -> list[str]:
-        return self._bm25_index().sources
-
-    def _bm25_search(self, question: str, n: int) -> list[tuple[str, float]]:
-        cache = self._bm25_index()
-        if cache.retriever is None:
-            return []
-        k = min(cache.size, max(n, 1))
-        cache.retriever.similarity_top_k = k
-        with cache.lock:  # bm25s retrieval is not documented as thread-safe
-            res = cache.retriever.retrieve(question)
-        return [(r.node.node_id, float(r.score or 0.0)) for r in res if (r.score or 0) > 0]
+        return self.keywords.refresh().archive_months
 
     # --- dense ---------------------------------------------------------------------------------
     def _dense_search(self, qvec: list[float], n: int, filters: Filters) -> list[tuple[str, float, str, dict[str, Any]]]:
@@ -179,13 +175,13 @@ class Retriever:
         filters = filters or Filters()
         n = self.settings.candidates
         # Checks the store's version token first: that also refreshes an embedded client another process wrote to.
-        self._bm25_index()
+        self.keywords.refresh()
         qvec = qvec if qvec is not None else self.embedder.get_query_embedding(question)
         by_id: dict[str, Candidate] = {}
         for rank, (cid, cos, text, md) in enumerate(self._dense_search(qvec, n, filters)):
             by_id[cid] = Candidate(cid, text, md, dense=cos, dense_rank=rank)
         # BM25 runs over the whole archive; filter afterwards, so fetch more when filtering.
-        bm = self._bm25_search(question, n * (4 if not filters.is_empty() else 1))
+        bm = self.keywords.search(question, n * (4 if not filters.is_empty() else 1))
         missing = [cid for cid, _ in bm if cid not in by_id]
         fetched: dict[str, tuple[str, dict[str, Any]]] = {}
         if missing:
@@ -200,9 +196,10 @@ class Retriever:
                 c = by_id[cid]
             elif cid in fetched:
                 doc, md, cos = fetched[cid]
-                if not matches(md, filters):
+                c = Candidate(cid, doc, md, dense=cos)
+                if not matches(c.meta, filters):
                     continue
-                c = by_id[cid] = Candidate(cid, doc, md, dense=cos)
+                by_id[cid] = c
             else:
                 continue  # deleted since the BM25 index was built
             c.bm25, c.bm25_rank = score, rank
@@ -215,17 +212,17 @@ class Retriever:
         for c in by_id.values():
             c.fused = (1.0 / (k + c.dense_rank + 1) if c.dense_rank is not None else 0.0) + (1.0 / (k + c.bm25_rank + 1) if c.bm25_rank is not None else 0.0)
         if recency:
-            nums = [int(c.metadata.get("date_num") or 0) for c in by_id.values()]
+            nums = [c.meta.date_num for c in by_id.values()]
             newest = max(nums) if nums else 0
             for c in by_id.values():
-                dn = int(c.metadata.get("date_num") or 0)
+                dn = c.meta.date_num
                 if dn and newest:
                     age = (_as_date(newest) - _as_date(dn)).days
                     c.fused *= 1.0 + 0.5 * math.exp(-age / 30.0)
         if boost:
             spans = [(int(a.strftime("%Y%m%d")), int(b.strftime("%Y%m%d"))) for a, b in boost]
             for c in by_id.values():
-                dn = int(c.metadata.get("date_num") or 0)
+                dn = c.meta.date_num
                 if dn and any(a <= dn <= b for a, b in spans):
                     c.fused *= 1.5
         ranked = sorted(by_id.values(), key=lambda c: c.fused, reverse=True)
@@ -262,15 +259,14 @@ class Retriever:
         out: list[Passage] = []
         per: dict[str, int] = {}
         for c in self.candidates(question, filters, recency=recency, qvec=qvec, boost=boost):
-            aid = str(c.metadata.get("article_id", ""))
+            m = c.meta
+            aid = m.article_id
             if per.get(aid, 0) >= per_article:
                 continue
             per[aid] = per.get(aid, 0) + 1
-            md = c.metadata
-            out.append(Passage(number=len(out) + 1, chunk_id=c.chunk_id, article_id=aid, title=str(md.get("title", "")),
-                               source=str(md.get("source", "")), date=str(md.get("date", "")), url=str(md.get("url", "")),
-                               text=c.text, full_text=c.text, start=int(md.get("start", 0)), end=int(md.get("end", 0)),
-                               score=c.fused, dense_score=c.dense, author=str(md.get("author", ""))))
+            out.append(Passage(number=len(out) + 1, chunk_id=c.chunk_id, article_id=aid, title=m.title, source=m.source,
+                               date=m.date, url=m.url, text=c.text, full_text=c.text, start=m.start, end=m.end,
+                               score=c.fused, dense_score=c.dense, author=m.author))
             if len(out) >= k:
                 break
         return out

@@ -9,129 +9,20 @@ workers, chat servers) notice changes cheaply and refresh derived indexes such a
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import logging
-import threading
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-
 from typing import Any, Iterator
 
+from rag.chroma_client import CLIENTS, client_key, is_connection_error, unreachable
 from rag.config import Settings
 from rag.errors import StoreError
+from rag.schema import ChunkMeta, where_articles
 
 log = logging.getLogger(__name__)
-
-_CLIENTS: dict[str, Any] = {}
-_GENERATION: dict[str, int] = defaultdict(int)  # bumped when a cached client is replaced by a fresh one
-_KNOWN_TOKEN: dict[str, str] = {}  # the version token the current client is known to be up to date with
-_STATE_LOCK = threading.RLock()
-_PROC_LOCKS: dict[str, threading.RLock] = defaultdict(threading.RLock)  # one per embedded folder
-_HELD = threading.local()  # per-thread depth of write_lock() per folder (the lock is re-entrant)
-
-
-def _server_address(settings: Settings) -> tuple[str, int, bool]:
-    if settings.chroma_url:
-        from urllib.parse import urlparse
-
-        u = urlparse(settings.chroma_url)
-        return u.hostname or "127.0.0.1", u.port or (443 if u.scheme == "https" else 8000), u.scheme == "https"
-    return settings.chroma_host or "127.0.0.1", settings.chroma_port, False
-
-
-def _client_key(settings: Settings) -> str:
-    if settings.uses_server:
-        host, port, ssl = _server_address(settings)
-        return f"{'https' if ssl else 'http'}://{host}:{port}|{settings.chroma_token or ''}"
-    return str(settings.resolved_chroma_path.resolve())
-
-
-def _unreachable(settings: Settings, exc: BaseException | None = None) -> StoreError:
-    host, port, ssl = _server_address(settings)
-    url = f"{'https' if ssl else 'http'}://{host}:{port}"
-    why = _short_reason(exc) if exc is not None else "no answer"
-    return StoreError(
-        f"Cannot reach the Chroma server at {url} ({why}). Start it (e.g. `chroma run --path DIR --host {host} --port {port}`), "
-        "check BYLINE_CHROMA_URL / BYLINE_CHROMA_HOST / BYLINE_CHROMA_PORT, or unset them to use a local Chroma folder."
-    )
-
-
-def _short_reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    low = text.lower()
-    if "401" in low or "403" in low or "unauthorized" in low or "forbidden" in low or "authenticat" in low:
-        return "authentication failed: check BYLINE_CHROMA_TOKEN"
-    if "refused" in low or "could not connect" in low or "connecterror" in low or "connect" in low:
-        return "connection refused"
-    if "timed out" in low or "timeout" in low:
-        return "timed out"
-    return text[:200]
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover
-        return isinstance(exc, (ConnectionError, TimeoutError))
-    if isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError)):
-        return True
-    return "could not connect to a chroma server" in str(exc).lower()
-
-
-def _open_client(settings: Settings, key: str) -> Any:
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    if settings.uses_server:
-        host, port, ssl = _server_address(settings)
-        headers = {"Authorization": f"Bearer {settings.chroma_token}"} if settings.chroma_token else None
-        try:
-            client = chromadb.HttpClient(host=host, port=port, ssl=ssl, headers=headers, settings=chroma_settings)
-            client.heartbeat()
-        except Exception as exc:  # noqa: BLE001 - any failure here means "the server is not usable"
-            raise _unreachable(settings, exc) from None
-        return client
-    path = settings.resolved_chroma_path
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-    except Exception as exc:  # noqa: BLE001
-        raise StoreError(f"Cannot open the Chroma folder {path}: {exc}") from None
-
-
-def _client(settings: Settings) -> Any:
-    key = _client_key(settings)
-    with _STATE_LOCK:
-        if key not in _CLIENTS:
-            _CLIENTS[key] = _open_client(settings, key)
-            _GENERATION[key] += 1
-            _KNOWN_TOKEN.pop(key, None)
-        return _CLIENTS[key]
-
-
-def _reopen_embedded(settings: Settings, key: str) -> None:
-    """Replace the cached embedded client by a fresh one.
-
-    An embedded Chroma client keeps its HNSW index in memory and does not see vectors another
-    process added (its counts and metadata are fresh, its queries are not) until it writes itself
-    or is reopened. The old client is dropped, not stopped, so a query running in another thread
-    on it finishes; it is freed when the last reference goes.
-    """
-    from chromadb.api.shared_system_client import SharedSystemClient
-
-    with _STATE_LOCK:
-        old = _CLIENTS.pop(key, None)
-        ident = str(settings.resolved_chroma_path)
-        if old is not None:
-            ident = getattr(old, "_identifier", ident)
-        SharedSystemClient._identifier_to_system.pop(ident, None)
-        SharedSystemClient._identifier_to_refcount.pop(ident, None)
-        _CLIENTS[key] = _open_client(settings, key)
-        _GENERATION[key] += 1
 
 
 @dataclass
@@ -157,8 +48,8 @@ def _guard(fn: Any) -> Any:
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001
-            if self.settings.uses_server and _is_connection_error(exc):
-                raise _unreachable(self.settings, exc) from None
+            if self.settings.uses_server and is_connection_error(exc):
+                raise unreachable(self.settings, exc) from None
             raise
 
     return wrapper
@@ -178,7 +69,7 @@ class Store:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._key = _client_key(settings)
+        self._key = client_key(settings)
         self._vector_store: Any = None
         self._gen = -1
         self._open()
@@ -190,7 +81,7 @@ class Store:
         for attempt in range(4):
             try:
                 with contextlib.nullcontext() if self.settings.uses_server else self.write_lock():
-                    self.client = _client(self.settings)
+                    self.client = CLIENTS.client(self.settings, self._key)
                     coll = self.client.get_or_create_collection(
                         name=self.settings.collection,
                         embedding_function=None,  # we always pass our own vectors
@@ -202,33 +93,37 @@ class Store:
             except StoreError:
                 raise
             except Exception as exc:  # noqa: BLE001
-                if self.settings.uses_server and _is_connection_error(exc):
-                    raise _unreachable(self.settings, exc) from None
+                if self.settings.uses_server and is_connection_error(exc):
+                    raise unreachable(self.settings, exc) from None
                 last = exc
                 time.sleep(0.2 * (attempt + 1))
         else:
             raise StoreError(f"Cannot open collection {self.settings.collection!r} in {self.settings.describe_store()}: {last}") from None
         self._collection, self._meta = coll, meta
-        self._gen = _GENERATION[self._key]
-        with _STATE_LOCK:
-            fresh = self._key not in _KNOWN_TOKEN
-        if fresh:
+        self._gen = CLIENTS.generation(self._key)
+        if CLIENTS.known_token(self._key) is None:
             # A new client sees everything written so far: remember the token now, so a write by
             # another process before our first version() call still counts as a change.
-            token = self._token_in(meta)
-            with _STATE_LOCK:
-                _KNOWN_TOKEN.setdefault(self._key, token)
+            CLIENTS.set_token(self._key, self._token_in(meta), if_unknown=True)
         if self._vector_store is not None:
             self._vector_store._collection = coll  # keep one llama-index view; point it at the fresh client
 
     def _current(self) -> None:
-        if self._gen != _GENERATION[self._key] or self._key not in _CLIENTS:
+        if not CLIENTS.is_current(self._key, self._gen):
             self._open()
 
     @property
     def collection(self) -> Any:
         self._current()
         return self._collection
+
+    def close(self) -> None:
+        """Release this store's cached client so its folder can be deleted (or the server let go).
+
+        The client is shared by every ``Store`` on the same folder/server in this process: those
+        (and this one, if used again) reconnect on next use.
+        """
+        CLIENTS.release(self._key)
 
     # --- llama-index view ----------------------------------------------------------------------
     @property
@@ -260,18 +155,16 @@ class Store:
         last saw in embedded mode, the client is reopened first so dense queries see the change too.
         """
         token = self._read_token()
-        with _STATE_LOCK:
-            known = _KNOWN_TOKEN.get(self._key)
-            if known is None:
-                _KNOWN_TOKEN[self._key] = token
-                return token
-            if token == known:
-                return token
+        known = CLIENTS.known_token(self._key)
+        if known is None:
+            CLIENTS.set_token(self._key, token)
+            return token
+        if token == known:
+            return token
         if not self.settings.uses_server:
-            _reopen_embedded(self.settings, self._key)
+            CLIENTS.reopen_embedded(self.settings, self._key)
             self._open()
-        with _STATE_LOCK:
-            _KNOWN_TOKEN[self._key] = token
+        CLIENTS.set_token(self._key, token)
         return token
 
     @_guard
@@ -279,9 +172,8 @@ class Store:
         token = f"{time.time_ns():020d}-{uuid.uuid4().hex}"
         self._current()
         self._meta.upsert(ids=["version"], embeddings=[[0.0]], metadatas=[{"token": token}], documents=["version"])
-        with _STATE_LOCK:
-            # Our own write leaves this client up to date (a write makes Chroma catch up with the log).
-            _KNOWN_TOKEN[self._key] = token
+        # Our own write leaves this client up to date (a write makes Chroma catch up with the log).
+        CLIENTS.set_token(self._key, token)
 
     # --- writes --------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -290,85 +182,74 @@ class Store:
 
         A Chroma server serialises writes itself; there this only serialises this process's threads.
         """
-        rlock = _PROC_LOCKS[self._key]
-        with rlock:
-            depth: dict[str, int] = getattr(_HELD, "depth", None) or {}
-            _HELD.depth = depth
-            if self.settings.uses_server or depth.get(self._key, 0) > 0:
-                depth[self._key] = depth.get(self._key, 0) + 1
-                try:
-                    yield
-                finally:
-                    depth[self._key] -= 1
-                return
-            lock_path = self.settings.resolved_chroma_path / ".byline-write.lock"
-            lock_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(lock_path, "a") as fh:
-                fcntl.flock(fh, fcntl.LOCK_EX)
-                depth[self._key] = 1
-                try:
-                    yield
-                finally:
-                    depth[self._key] = 0
-                    fcntl.flock(fh, fcntl.LOCK_UN)
+        lock_file = None if self.settings.uses_server else self.settings.resolved_chroma_path / ".byline-write.lock"
+        with CLIENTS.write_lock(self._key, lock_file):
+            yield
 
     @_guard
-    def upsert(self, ids: list[str], embeddings: Any, documents: list[str], metadatas: list[dict[str, Any]]) -> None:
-        """Write chunks (by id, so re-runs never duplicate) and bump the version token.
+    def upsert(self, ids: list[str], embeddings: Any, documents: list[str], metadatas: list[dict[str, Any]]) -> int:
+        """Write chunks (by id, so re-runs never duplicate), drop what they supersede, bump the version once.
 
         ``embeddings``: one vector per id, as a list of lists or an (n, dim) numpy array.
 
-        Chunks of one article are expected in one call. Any stored chunk of those articles that
-        belongs to another version of the article (other content hash, or an index past its new
-        chunk count) is deleted in the same locked step, so two processes that write different
-        versions of one article at once leave one whole version, never a mix.
+        Chunks of one article are expected in one call. Any other stored chunk of those articles
+        that belongs to another version of the article (other content hash, or an index past its
+        new chunk count) is deleted in the same locked step, so two processes that write different
+        versions of one article at once leave one whole version, never a mix. This is the one
+        place stale chunks are deleted. Returns how many were.
         """
         if not ids:
-            return
+            return 0
         with self.write_lock():
             step = 4000  # below Chroma's max batch size
             for i in range(0, len(ids), step):
                 self.collection.upsert(ids=ids[i : i + step], embeddings=embeddings[i : i + step], documents=documents[i : i + step], metadatas=metadatas[i : i + step])
-            self._drop_superseded(ids, metadatas)
+            dropped = self._drop_superseded(ids, metadatas)
             self.bump_version()
+        return dropped
 
-    def _drop_superseded(self, ids: list[str], metadatas: list[dict[str, Any]]) -> None:
-        current: dict[str, str] = {}
+    def _drop_superseded(self, ids: list[str], metadatas: list[dict[str, Any]]) -> int:
+        """Delete the stored chunks of these articles that this write superseded (no version bump)."""
+        current: dict[str, ChunkMeta] = {}
         for md in metadatas:
-            aid, h = (md or {}).get("article_id"), (md or {}).get("content_hash")
-            if aid and h:
-                current[str(aid)] = str(h)
+            m = ChunkMeta.from_metadata(md)
+            if m.article_id and m.content_hash:
+                current[m.article_id] = m
         if not current:
-            return
+            return 0
         written = set(ids)
         stale: list[str] = []
         aids = list(current)
         for i in range(0, len(aids), 200):
-            part = aids[i : i + 200]
-            where = {"article_id": part[0]} if len(part) == 1 else {"article_id": {"$in": part}}
-            got = self.collection.get(where=where, include=["metadatas"])
+            got = self.collection.get(where=where_articles(aids[i : i + 200]), include=["metadatas"])
             for cid, md in zip(got["ids"], got["metadatas"]):
-                md = md or {}
-                if cid not in written and md.get("content_hash", "") != current.get(md.get("article_id", "")):
+                if cid in written:
+                    continue
+                old = ChunkMeta.from_metadata(md)
+                new = current.get(old.article_id)
+                if new is not None and (old.content_hash != new.content_hash or 0 <= new.n_chunks <= old.chunk_index):
                     stale.append(cid)
-        for i in range(0, len(stale), 4000):
-            self.collection.delete(ids=stale[i : i + 4000])
+        self._delete(stale)
         if stale:
             log.info("dropped %d chunks of superseded article versions", len(stale))
+        return len(stale)
+
+    def _delete(self, ids: list[str]) -> None:
+        for i in range(0, len(ids), 4000):
+            self.collection.delete(ids=ids[i : i + 4000])
 
     @_guard
     def delete_chunks(self, ids: list[str]) -> None:
         if not ids:
             return
         with self.write_lock():
-            for i in range(0, len(ids), 4000):
-                self.collection.delete(ids=ids[i : i + 4000])
+            self._delete(ids)
             self.bump_version()
 
     @_guard
     def delete_article(self, article_id: str) -> int:
         with self.write_lock():  # the read that finds the chunks and the delete are one step
-            got = self.collection.get(where={"article_id": article_id}, include=[])
+            got = self.collection.get(where=where_articles([article_id]), include=[])
             self.delete_chunks(got["ids"])
             return len(got["ids"])
 
@@ -382,11 +263,10 @@ class Store:
         """For each article id: {content_hash: [(chunk_id, n_chunks), ...]} of what is stored."""
         out: dict[str, dict[str, list[tuple[str, int]]]] = defaultdict(lambda: defaultdict(list))
         for i in range(0, len(article_ids), 200):
-            part = article_ids[i : i + 200]
-            where = {"article_id": part[0]} if len(part) == 1 else {"article_id": {"$in": part}}
-            got = self.collection.get(where=where, include=["metadatas"])
+            got = self.collection.get(where=where_articles(article_ids[i : i + 200]), include=["metadatas"])
             for cid, md in zip(got["ids"], got["metadatas"]):
-                out[md["article_id"]][md.get("content_hash", "")].append((cid, int(md.get("n_chunks", -1))))
+                m = ChunkMeta.from_metadata(md)
+                out[m.article_id][m.content_hash].append((cid, m.n_chunks))
         return out
 
     @_guard
@@ -412,12 +292,12 @@ class Store:
         seen: dict[str, ArticleInfo] = {}
         counts: dict[tuple[str, str], int] = defaultdict(int)
         for _cid, md, _ in self.iter_metadatas():
-            counts[(md["article_id"], md.get("content_hash", ""))] += 1
-            if md.get("chunk_index") == 0:
-                seen[md["article_id"]] = ArticleInfo(
-                    id=md["article_id"], title=md.get("title", ""), source=md.get("source", ""), author=md.get("author", ""),
-                    date=md.get("date", ""), url=md.get("url", ""), content_hash=md.get("content_hash", ""),
-                    n_chunks=int(md.get("n_chunks", 0)), origin=md.get("origin", ""),
+            m = ChunkMeta.from_metadata(md)
+            counts[(m.article_id, m.content_hash)] += 1
+            if m.chunk_index == 0:
+                seen[m.article_id] = ArticleInfo(
+                    id=m.article_id, title=m.title, source=m.source, author=m.author, date=m.date, url=m.url,
+                    content_hash=m.content_hash, n_chunks=m.n_chunks, origin=m.origin,
                 )
         for info in seen.values():
             info.n_chunks = counts[(info.id, info.content_hash)]
@@ -442,20 +322,6 @@ class Store:
         }
 
 
-def open_store(settings: Settings) -> Store:
-    return Store(settings)
-
-
 def forget_clients() -> None:
-    """Drop cached clients (tests that restart a server or reuse a folder); open Stores reconnect on next use."""
-    with _STATE_LOCK:
-        for key in list(_CLIENTS):
-            _GENERATION[key] += 1
-        _CLIENTS.clear()
-        _KNOWN_TOKEN.clear()
-    with contextlib.suppress(Exception):
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        SharedSystemClient.clear_system_cache()
-
-
+    """Drop cached clients, as in a fresh process (tests that restart a server or reuse a folder); open Stores reconnect on next use."""
+    CLIENTS.forget_all()

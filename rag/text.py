@@ -70,10 +70,6 @@ def _trim(text: str, s: int, e: int) -> tuple[int, int]:
     return s, e
 
 
-def sentences(text: str) -> list[str]:
-    return [text[s:e] for s, e in split_sentences(text)]
-
-
 def words(text: str) -> list[str]:
     return [w.lower().strip("'’-") for w in _WORD.findall(text)]
 

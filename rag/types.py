@@ -35,10 +35,6 @@ class Passage:
 
         return f"{self.title} {self.source} {date_words(self.date)} {self.full_text}"
 
-    def label(self) -> str:
-        bits = [b for b in (self.title, self.source, self.date) if b]
-        return " — ".join(bits)
-
 
 @dataclass
 class Citation:

@@ -33,8 +33,10 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import gradio as gr  # noqa: E402
 
-from rag.config import Settings  # noqa: E402
+from ingest.loaders import MAX_FILE_BYTES, SUPPORTED  # noqa: E402
+from rag.config import Settings, check_auth  # noqa: E402
 from rag.errors import BylineError, ConfigError  # noqa: E402
+from rag.generators import generator_label, generator_names, unavailable  # noqa: E402
 from rag.types import Answer  # noqa: E402
 from ui.format import (  # noqa: E402
     answer_chat_message,
@@ -50,14 +52,8 @@ from ui.format import (  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-GENERATOR_LABELS = {
-    "auto": "Auto (local model if installed, else extractive)",
-    "local": "Local model (Qwen2.5 1.5B, offline)",
-    "extractive": "Extractive (quotes sentences, no LLM, fastest)",
-    "openai": "OpenAI-compatible endpoint",
-}
-UPLOAD_SUFFIXES = [".txt", ".text", ".md", ".markdown", ".html", ".htm", ".xhtml", ".json", ".jsonl", ".ndjson", ".pdf", ".rss", ".atom", ".xml"]
-MAX_UPLOAD = "20mb"  # same limit as ingest.loaders.MAX_FILE_BYTES
+UPLOAD_SUFFIXES = sorted(SUPPORTED)
+MAX_UPLOAD = MAX_FILE_BYTES  # bytes: what ingest would reject anyway is not uploaded
 ARTICLE_HEADERS = ["id", "date", "outlet", "title", "chunks"]
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -97,8 +93,8 @@ def check_binding(host: str, auth: str | None) -> None:
         raise ConfigError(
             f"refusing to bind the chat to {host!r} without a password: anyone who can reach that address could read "
             "and change the archive. Use --auth user:password (or BYLINE_AUTH), or keep the default --host 127.0.0.1.")
-    if auth is not None and (":" not in auth or auth.startswith(":") or auth.endswith(":")):
-        raise ConfigError("auth must look like 'user:password'")
+    if auth is not None:
+        check_auth(auth)
 
 
 def parse_auth(auth: str | None) -> tuple[str, str] | None:
@@ -215,32 +211,36 @@ class BylineUI:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._engine: Any = None
         self._ingestor: Any = None
         self._lock = threading.Lock()
 
-    # ---- generators ---------------------------------------------------------------------------
-    def generator_choices(self) -> list[tuple[str, str]]:
-        names = ["extractive"]
-        try:
-            from rag.generate import local_available
+    # ---- engine and generators ----------------------------------------------------------------
+    @property
+    def engine(self) -> Any:
+        """The engine every answer of this chat goes through (built on first use: it loads the embedder)."""
+        with self._lock:
+            if self._engine is None:
+                from rag.engine import Engine
 
-            if local_available():
-                names.insert(0, "local")
-        except Exception:  # noqa: BLE001 - the choice simply is not offered
-            pass
-        if self.settings.openai_base_url:
-            names.append("openai")
+                self._engine = Engine(self.settings)
+            return self._engine
+
+    def generator_choices(self) -> list[tuple[str, str]]:
+        """(label, name) of the generators that can run here, the configured one first when it is 'auto'."""
+        names = [n for n in generator_names(auto=False) if unavailable(n, self.settings) is None]
         if self.settings.generator not in names:
             names.insert(0, self.settings.generator)
-        return [(GENERATOR_LABELS[n], n) for n in names]
+        return [(generator_label(n), n) for n in names]
 
-    def settings_for(self, generator: str | None) -> Settings:
-        allowed = {v for _, v in self.generator_choices()}
+    def generator_for(self, generator: str | None) -> str | None:
+        """The generator name to answer with (None: the configured one), or ConfigError when it is not offered."""
         if not generator or generator == self.settings.generator:
-            return self.settings
+            return None
+        allowed = {v for _, v in self.generator_choices()}
         if generator not in allowed:
             raise ConfigError(f"unknown generator {generator!r}; choose one of {', '.join(sorted(allowed))}")
-        return self.settings.model_copy(update={"generator": generator})
+        return generator
 
     # ---- store --------------------------------------------------------------------------------
     def store(self) -> Any:
@@ -291,7 +291,7 @@ class BylineUI:
         display.append({"role": "user", "content": esc_chat(q)})
         try:
             filters = build_filters(sources, date_from, date_to)
-            settings = self.settings_for(generator)
+            gen = self.generator_for(generator)
         except ConfigError as exc:
             msg = f"Check the filters: {exc}"
             gr.Warning(msg)
@@ -300,12 +300,10 @@ class BylineUI:
             return
         display.append({"role": "assistant", "content": "…"})
         yield list(display), state, placeholder_panel("Searching the archive…"), ""
-        from rag import ask_stream
-
         streamed = ""
         answer: Answer | None = None
         try:
-            for piece in ask_stream(q, history=list(history), filters=filters, settings=settings):
+            for piece in self.engine.ask_stream(q, history=list(history), filters=filters, generator=gen):
                 if isinstance(piece, str):
                     if not piece:
                         continue
@@ -336,15 +334,13 @@ class BylineUI:
     def ask_api(self, question: str, sources: list[str] | None = None, date_from: str = "", date_to: str = "",
                 generator: str = "", history: list[dict] | None = None) -> dict:
         """Answer one question (with optional outlet/date filters and prior turns); returns the Answer as a dict."""
-        from rag import ask_stream
-
         try:
             filters = build_filters(sources, date_from, date_to)
-            settings = self.settings_for(generator or None)
+            gen = self.generator_for(generator or None)
             hist = [{"role": str(m.get("role")), "content": str(m.get("content"))} for m in (history or [])
                     if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
             answer = None
-            for piece in ask_stream((question or "").strip(), history=hist or None, filters=filters, settings=settings):
+            for piece in self.engine.ask_stream((question or "").strip(), history=hist or None, filters=filters, generator=gen):
                 if not isinstance(piece, str):
                     answer = piece
         except Exception as exc:  # noqa: BLE001

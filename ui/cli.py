@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import rag.config  # noqa: F401  (sets the offline switches before anything heavy is imported)
 from rag.config import Settings, load_settings
 from rag.errors import BylineError
+from rag.generators import generator_names
 
 log = logging.getLogger("byline")
 
@@ -165,7 +166,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-# --- chat / eval live in their own modules -------------------------------------------------------
+# --- chat lives in its own module; eval runs rag.evaluation --------------------------------------
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from ui.app import run_from_cli
 
@@ -173,9 +174,44 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from ui.evaluate import run_from_cli
+    from rich.console import Console
 
-    return run_from_cli(args, settings)
+    from ingest.corpus import index_corpus
+    from rag.evaluation import report, runner
+
+    stream = sys.stderr if args.json else sys.stdout
+    # Piped or captured output: wide enough for the table (rich would fall back to 80 columns and truncate).
+    console = Console(stderr=bool(args.json), highlight=False, soft_wrap=True, width=None if stream.isatty() else 150)
+    req = runner.EvalRequest(questions=args.questions, corpus=args.corpus, index_existing=args.index_existing, limit=args.limit,
+                             seed=args.seed, k=args.k, out=args.out, compare=args.compare, chart=args.chart,
+                             draw_chart=not args.no_chart, retrieval_only=args.retrieval_only, checkpoint=args.checkpoint)
+    done = runner.evaluate(req, settings, index_corpus=index_corpus, console=console, show_progress=not args.json)
+    if args.json:
+        print(json.dumps(done.report, indent=2, ensure_ascii=False))
+    else:
+        console.print(report.render_table(done.report, done.previous))
+        console.print(f"Report: {done.out}" + (f"   Chart: {done.chart}" if done.chart else ""))
+    return done.exit_code
+
+
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--questions", help="question file: JSON list or JSONL (question, answer, question_type, evidence ids/urls/facts); "
+                   "default ../shared/eval/multihop-rag/questions.json")
+    p.add_argument("--corpus", action="append", help="articles to ingest into a fresh temporary index (JSON/JSONL records, files or folders; "
+                   "repeatable); default the articles file next to the questions")
+    p.add_argument("--index-existing", action="store_true", help="evaluate against the configured index instead of a fresh temporary one")
+    p.add_argument("--limit", type=int, help="evaluate only this many questions")
+    p.add_argument("--seed", type=int, help="shuffle (stratified by question type) with this seed before --limit")
+    p.add_argument("--generator", choices=generator_names(), help="answer generator (BYLINE_GENERATOR)")
+    p.add_argument("--k", type=int, help="passages the generator sees (top_k; ArtRecall@k uses it)")
+    p.add_argument("--out", default="eval-report.json", help="JSON report path (default eval-report.json)")
+    p.add_argument("--compare", metavar="PREVIOUS.json", help="an earlier report: deltas in the table, regressions in red, both runs in the chart")
+    p.add_argument("--chart", help="PNG chart path (default: --out with .png)")
+    p.add_argument("--no-chart", action="store_true", help="do not draw the PNG")
+    p.add_argument("--retrieval-only", action="store_true", help="skip answer generation (retrieval metrics only)")
+    p.add_argument("--checkpoint", metavar="FILE.jsonl",
+                   help="append each scored question to this file and, when it already holds results of the same run "
+                        "(questions file, generator, k), reuse them: an interrupted long run resumes where it stopped")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("ask", "demo"):
         s = sub.add_parser(name, parents=[common], help="ask a question" if name == "ask" else "ingest data/ and answer a sample question")
         s.add_argument("question", nargs="+" if name == "ask" else "?", help="the question")
-        s.add_argument("--generator", choices=["auto", "local", "openai", "extractive"], help="answer generator (BYLINE_GENERATOR)")
+        s.add_argument("--generator", choices=generator_names(), help="answer generator (BYLINE_GENERATOR)")
         s.add_argument("--source", action="append", help="only this outlet (repeatable)")
         s.add_argument("--since", help="only articles on or after YYYY-MM-DD")
         s.add_argument("--until", help="only articles on or before YYYY-MM-DD")
@@ -217,16 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--host", help="address to bind (default 127.0.0.1; others need --auth)")
         s.add_argument("--port", type=int, help="port (default 7860)")
         s.add_argument("--auth", help="user:password required to use the chat")
-        s.add_argument("--generator", choices=["auto", "local", "openai", "extractive"])
+        s.add_argument("--generator", choices=generator_names(), help="answer generator (BYLINE_GENERATOR)")
         s.set_defaults(func=cmd_chat)
 
     s = sub.add_parser("eval", parents=[common], help="evaluate retrieval and answers on a question set")
-    try:
-        from ui.evaluate import add_arguments
-    except ImportError:  # evaluation module not installed in this build
-        add_arguments = None
-    if add_arguments:
-        add_arguments(s)
+    add_eval_arguments(s)
     s.set_defaults(func=cmd_eval)
     return p
 

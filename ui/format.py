@@ -99,15 +99,6 @@ def answer_to_chat(text: str, numbers: Iterable[int] | None = None) -> str:
     return "".join(out).strip()
 
 
-def markers_in(text: str) -> list[int]:
-    """Distinct [n] marker numbers in order of first appearance."""
-    seen: list[int] = []
-    for m in MARKER_RE.finditer(text):
-        n = int(m.group(1))
-        if n not in seen:
-            seen.append(n)
-    return seen
-
 
 def _find_quote(passage: str, quote: str) -> tuple[int, int] | None:
     """Character span of ``quote`` in ``passage`` (tolerant of whitespace differences)."""

@@ -151,7 +151,7 @@ def bench_questions(n: int, seed: int) -> tuple[list[str], list]:
     if (SHARED / "questions.json").is_file():
         recs = json.loads((SHARED / "articles_partial.json").read_text())
         arts += [article_from_record(r, origin="multihop") for r in recs]
-        from rag.evaluation import load_questions, sample_questions
+        from rag.evaluation.datasets import load_questions, sample_questions
 
         picked = sample_questions([q for q in load_questions(SHARED / "questions.json") if not q.is_null], n, seed)
         qs = [q.question for q in picked]
@@ -159,7 +159,7 @@ def bench_questions(n: int, seed: int) -> tuple[list[str], list]:
 
 
 def available_generators(settings) -> list[str]:
-    from rag.generate import local_available
+    from rag.generators.local import local_available
 
     gens = ["extractive"]
     if local_available():

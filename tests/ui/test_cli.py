@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.generate import local_available
+from rag.generators.local import local_available
 from ui.cli import DEMO_QUESTION
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,177 @@
+"""The engine: one object that owns the parts of an answer (store, embedder, retriever, generators)
+and runs the steps of ``rag.pipeline`` in order.
+
+    from rag import Engine, Settings
+    engine = Engine(Settings(generator="extractive"))
+    print(engine.ask("Who is Ali al-Daffayi?"))
+
+``rag.ask`` / ``rag.ask_stream`` use a default engine (``default_engine``), built on first use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from typing import Any, Iterator
+
+from rag.config import Settings
+from rag.embed import SentenceTransformerEmbedding, get_embedder
+from rag.generators import create_generator, resolve_generator_name
+from rag.generators.base import Generator
+from rag.pipeline import (
+    History,
+    clean_question,
+    generation_input,
+    normalize_history,
+    plan_search,
+    retrieve,
+    rewrite_question,
+    select_context,
+    verify,
+)
+from rag.policy import refusal_text, retrieval_confident
+from rag.retrieve import Retriever
+from rag.store import Store
+from rag.types import Answer, Filters
+
+# Settings each part is built from: an engine for new settings keeps the parts whose fields are unchanged.
+_EMBEDDER_FIELDS = ("embedder", "embed_batch_size")
+_STORE_FIELDS = ("data_dir", "chroma_path", "chroma_url", "chroma_host", "chroma_port", "chroma_token", "collection")
+_RETRIEVER_FIELDS = (*_EMBEDDER_FIELDS, *_STORE_FIELDS, "candidates", "top_k", "max_chunks_per_article", "rrf_k", "reranker_path")
+
+
+class Engine:
+    """Everything a question needs, built from one Settings. Thread-safe: the chat shares one."""
+
+    def __init__(self, settings: Settings, *, embedder: SentenceTransformerEmbedding | None = None, store: Store | None = None,
+                 retriever: Retriever | None = None) -> None:
+        self.settings = settings
+        # Resolved now, so an explicit generator that cannot run fails here, not mid-answer.
+        self.generator_name = resolve_generator_name(settings)
+        self.embedder = embedder or get_embedder(settings)
+        self.store = store or Store(settings)
+        self.retriever = retriever or Retriever(settings, self.store, self.embedder)
+        self._generators: dict[str, Generator] = {}
+        self._lock = threading.Lock()
+
+    def generator(self, name: str | None = None) -> Generator:
+        """The named generator (default: the configured one), created on first use and kept."""
+        resolved = resolve_generator_name(self.settings, name) if name else self.generator_name
+        with self._lock:
+            if resolved not in self._generators:
+                self._generators[resolved] = create_generator(self.settings, resolved)
+            return self._generators[resolved]
+
+    def reconfigured(self, settings: Settings) -> "Engine":
+        """An engine for ``settings`` that keeps this one's parts where their settings are unchanged."""
+        if settings == self.settings:
+            return self
+
+        def same(fields: tuple[str, ...]) -> bool:
+            return all(getattr(settings, f) == getattr(self.settings, f) for f in fields)
+
+        return Engine(settings, embedder=self.embedder if same(_EMBEDDER_FIELDS) else None,
+                      store=self.store if same(_STORE_FIELDS) else None,
+                      retriever=self.retriever if same(_RETRIEVER_FIELDS) else None)
+
+    # --- asking -------------------------------------------------------------------------------
+    def ask(self, question: str, *, history: History = None, filters: Filters | dict[str, Any] | None = None,
+            generator: str | None = None) -> Answer:
+        """Answer a question from the archive, with verified numbered citations."""
+        final = None
+        for piece in self.ask_stream(question, history=history, filters=filters, generator=generator):
+            if isinstance(piece, Answer):
+                final = piece
+        assert final is not None
+        return final
+
+    def ask_stream(self, question: str, *, history: History = None, filters: Filters | dict[str, Any] | None = None,
+                   generator: str | None = None) -> Iterator[str | Answer]:
+        """Yield text deltas as the answer is written, then the final verified ``Answer`` (whose text
+        may differ from what was streamed: unsupported sentences are removed)."""
+        t0 = time.perf_counter()
+        s = self.settings
+        gen = self.generator(generator)
+        timings: dict[str, float] = {}
+        clean = clean_question(question, s)
+
+        t = time.perf_counter()
+        standalone = rewrite_question(clean.text, normalize_history(history), gen)                      # 1. follow-ups
+        timings["rewrite"] = time.perf_counter() - t
+        plan = plan_search(standalone, Filters.coerce(filters), s.reference_date or dt.date.today(),    # 2. dates -> filters
+                           self.retriever.archive_months())
+        t = time.perf_counter()
+        found = retrieve(plan, self.retriever, self.embedder, s.top_k)                                  # 3. hybrid retrieval
+        timings["retrieve"] = time.perf_counter() - t
+
+        def finish(text: str, passages: Any, notes: tuple[str, ...] = (), **fields: Any) -> Answer:
+            return Answer(question=question, text=text, passages=list(passages), standalone_question=standalone, filters=plan.applied,
+                          generator=gen.name, notes=[*clean.notes, *notes], timings={**timings, "total": time.perf_counter() - t0}, **fields)
+
+        def refuse(passages: Any, **fields: Any) -> Answer:
+            return finish(refusal_text(standalone, plan.applied, self._chunk_count(), passages), passages, refused=True, **fields)
+
+        if not found.passages:
+            answer = refuse(())
+            yield answer.text
+            yield answer
+            return
+        t = time.perf_counter()
+        context = select_context(found, standalone, self.embedder, s.context_tokens)                  # 4. tight context
+        timings["select"] = time.perf_counter() - t
+        if not retrieval_confident(context.passages, context.best_cosine, context.best_overlap, standalone, s):  # 7. weak retrieval
+            answer = refuse(context.passages)
+            yield answer.text
+            yield answer
+            return
+
+        t = time.perf_counter()
+        inp = generation_input(plan, clean.text, context, found)
+        chunks: list[str] = []
+        for delta in gen.stream(inp):                                                                   # 5. generation
+            if not chunks:
+                timings["first_token"] = time.perf_counter() - t0
+            chunks.append(delta)
+            yield delta
+        raw = "".join(chunks)
+        timings["generate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        checked = verify(raw, inp, gen.uses_model, self.embedder, s)                                    # 6. verification
+        timings["verify"] = time.perf_counter() - t
+        tokens = gen.prompt_tokens(inp)
+        if not checked.citations:                                                                       # 7. nothing supported
+            yield refuse(context.passages, prompt_tokens=tokens, notes=checked.notes)
+            return
+        yield finish(checked.text, context.passages, checked.notes, citations=list(checked.citations), refused=False, prompt_tokens=tokens)
+
+    def _chunk_count(self) -> int:
+        try:
+            return self.store.count()
+        except Exception:  # noqa: BLE001 - a refusal must not fail on a stats call
+            return -1
+
+
+_default: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine(settings: Settings | None = None) -> Engine:
+    """The engine ``rag.ask`` uses: built on first use, rebuilt (sharing unchanged parts) for other settings."""
+    global _default
+    settings = settings or Settings()
+    with _default_lock:
+        _default = Engine(settings) if _default is None else _default.reconfigured(settings)
+        return _default
+
+
+def ask(question: str, *, history: History = None, filters: Filters | dict[str, Any] | None = None,
+        settings: Settings | None = None) -> Answer:
+    """Answer a question from the archive, with verified numbered citations."""
+    return default_engine(settings).ask(question, history=history, filters=filters)
+
+
+def ask_stream(question: str, *, history: History = None, filters: Filters | dict[str, Any] | None = None,
+               settings: Settings | None = None) -> Iterator[str | Answer]:
+    """Yield text deltas as the answer is written, then the final verified ``Answer``."""
+    yield from default_engine(settings).ask_stream(question, history=history, filters=filters)

@@ -1,0 +1,241 @@
+"""The steps of an answer, each a function from typed input to typed output (none changes its input).
+
+``rag.engine.Engine.ask_stream`` runs them in order; the README's "How an answer is made" follows
+the same numbering.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from rag.citations import CheckedSentence, PassageIndex, build_index, check_sentences, is_refusal, parse_markers, render
+from rag.config import Settings
+from rag.dates import resolve as resolve_dates
+from rag.embed import SentenceTransformerEmbedding
+from rag.errors import GeneratorError, QuestionError
+from rag.generators.base import GenerationInput, Generator
+from rag.policy import evidence_text, is_yes_no_question, key_phrases, required_coverage, topic
+from rag.prompts import REWRITE_SYSTEM, REWRITE_USER
+from rag.retrieve import Retriever
+from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support
+from rag.types import WITHHELD_NOTE, Citation, Filters, Passage
+
+log = logging.getLogger(__name__)
+
+History = Sequence[dict[str, str]] | Sequence[tuple[str, str]] | None
+
+
+# --- 0. the question ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CleanQuestion:
+    text: str
+    notes: tuple[str, ...] = ()
+
+
+def clean_question(question: Any, settings: Settings) -> CleanQuestion:
+    """Whitespace folded, NULs dropped; an over-long question is cut (with a note)."""
+    if not isinstance(question, str):
+        raise QuestionError(f"the question must be text, got {type(question).__name__}")
+    q = " ".join(question.replace("\x00", " ").split())
+    if not q:
+        raise QuestionError("Please type a question.")
+    if len(q) > settings.max_question_chars:
+        note = f"the question was {len(q):,} characters long; only the first {settings.max_question_chars:,} were used"
+        return CleanQuestion(q[: settings.max_question_chars], (note,))
+    return CleanQuestion(q)
+
+
+def normalize_history(history: History) -> list[dict[str, str]]:
+    """Chat turns as [{'role': 'user'|'assistant', 'content': str}] from dicts, Gradio messages or (user, bot) pairs."""
+    out: list[dict[str, str]] = []
+    for turn in history or []:
+        if isinstance(turn, dict):
+            role, content = str(turn.get("role", "")), turn.get("content", "")
+            if isinstance(content, (list, tuple)):  # Gradio multimodal messages
+                content = " ".join(str(c.get("text", c)) if isinstance(c, dict) else str(c) for c in content)
+            out.append({"role": role, "content": str(content or "")})
+        elif isinstance(turn, (list, tuple)) and len(turn) == 2:  # (user, assistant) pairs
+            if turn[0]:
+                out.append({"role": "user", "content": str(turn[0])})
+            if turn[1]:
+                out.append({"role": "assistant", "content": str(turn[1])})
+    return [t for t in out if t["content"].strip() and t["role"] in ("user", "assistant")]
+
+
+# --- 1. follow-ups --------------------------------------------------------------------------------
+_FOLLOWUP = re.compile(r"^(and|but|also|so|what about|how about|then|why|who else)\b|\b(he|she|they|them|his|her|their|it|its|this|that|those|these|there|the same|him)\b", re.I)
+# Names carry over into a rewritten follow-up; dates and figures from the last answer would only pull retrieval back to it.
+_NOT_CARRIED = re.compile(r"^(\d[\d,.]*|monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|march|april|may|june|july"
+                          r"|august|september|october|november|december)$", re.I)
+
+
+def rewrite_question(question: str, history: list[dict[str, str]], generator: Generator) -> str:
+    """A follow-up ("and what did the militias say?") becomes a standalone question for retrieval:
+    by the generator's model when it has one, else by carrying names over from the last turn."""
+    users = [t["content"] for t in history if t["role"] == "user"]
+    if not users or not _FOLLOWUP.search(question):
+        return question
+    convo = "\n".join(f"{t['role']}: {t['content'][:300]}" for t in history[-4:])
+    try:
+        out = generator.complete(REWRITE_SYSTEM, REWRITE_USER.format(history=convo, question=question), 60)
+    except GeneratorError as exc:
+        log.warning("question rewrite failed (%s); using the heuristic", exc)
+        out = ""
+    if out is not None:
+        out = out.strip().split("\n")[0].strip().strip('"')
+        # Accept only a plausible question: not empty, not a runaway answer, not a refusal.
+        if out and len(out) < 3 * len(question) + 200 and not is_refusal(out):
+            return out
+    prev = users[-1]
+    last_answer = next((t["content"] for t in reversed(history) if t["role"] == "assistant"), "")
+    last_answer = "" if is_refusal(last_answer) else re.sub(r"\[\d+\]", "", last_answer)[:300]
+    own = {p.lower() for p in key_phrases(question)}
+    terms = [p for p in dict.fromkeys(key_phrases(prev) + key_phrases(last_answer)) if p.lower() not in own and not _NOT_CARRIED.match(p)]
+    terms = terms[:6] or content_words(prev)[:6]
+    return f"{question} ({'; '.join(terms)})" if terms else f"{prev} {question}"
+
+
+# --- 2. dates -> filters --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SearchPlan:
+    question: str  # the standalone question
+    filters: Filters  # what retrieval filters on (the user's, plus dates read from the question)
+    applied: dict[str, Any]  # the same, as reported in Answer.filters (with how dates were read)
+    date_phrases: tuple[str, ...] = ()
+    recency: bool = False  # "latest": newer articles rank higher
+    boost: tuple[tuple[dt.date, dt.date], ...] = ()  # spans whose articles rank higher
+
+
+def plan_search(question: str, user_filters: Filters, reference: dt.date, archive_months: set[tuple[int, int]]) -> SearchPlan:
+    """Dates in the question become filters, unless the user gave dates (explicit filters win)."""
+    intent = resolve_dates(question, reference, archive_months)
+    date_from, date_to = user_filters.date_from, user_filters.date_to
+    if not (date_from or date_to):
+        date_from = intent.date_from.isoformat() if intent.date_from else None
+        date_to = intent.date_to.isoformat() if intent.date_to else None
+    eff = Filters(sources=list(user_filters.sources), date_from=date_from, date_to=date_to)
+    applied: dict[str, Any] = {k: v for k, v in {"sources": eff.sources, "date_from": eff.date_from, "date_to": eff.date_to}.items() if v}
+    if intent.phrases and (intent.date_from or intent.date_to) and not (user_filters.date_from or user_filters.date_to):
+        applied["dates_from_question"] = f"“{', '.join(intent.phrases)}” read as {intent.describe()} (reference date {reference.isoformat()})"
+    if intent.recency:
+        applied["recency"] = True
+    if intent.boost:
+        applied["preferred_dates"] = [f"{a.isoformat()}..{b.isoformat()}" for a, b in intent.boost]
+    return SearchPlan(question, eff, applied, tuple(intent.phrases), bool(intent.recency), tuple(intent.boost or ()))
+
+
+# --- 3. retrieval ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Retrieved:
+    passages: tuple[Passage, ...]
+    query_vector: np.ndarray
+
+
+def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransformerEmbedding, k: int) -> Retrieved:
+    """Hybrid (dense + BM25) retrieval with the plan's filters and date preferences."""
+    qvec = embedder.get_query_embedding(plan.question)
+    passages = retriever.retrieve(plan.question, plan.filters, k=k, recency=plan.recency, qvec=qvec, boost=list(plan.boost) or None)
+    return Retrieved(tuple(passages), np.asarray(qvec, dtype=np.float32))
+
+
+# --- 4. context -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Context:
+    passages: tuple[Passage, ...]  # copies of the retrieved passages, ``text`` cut to the selected sentences
+    index: Mapping[int, PassageIndex]  # every sentence of every passage, embedded (for selection and verification)
+    best_cosine: float  # the closest sentence to the question, in meaning
+    best_overlap: float  # the largest share of the question's words one sentence holds
+
+
+def select_context(retrieved: Retrieved, question: str, embedder: SentenceTransformerEmbedding, budget: int) -> Context:
+    """Keep each passage's most relevant sentences within a token budget (first-token latency grows with prompt length)."""
+    index = build_index(retrieved.passages, embedder.embed_cached)
+    qv = retrieved.query_vector
+    scored: list[tuple[float, int, int]] = []  # (score, passage number, sentence index)
+    best_cos, best_lex = -1.0, 0.0
+    for n, idx in index.items():
+        if not idx.sentences:
+            continue
+        sims = idx.vectors @ qv
+        for i, sent in enumerate(idx.sentences):
+            lex = lexical_support(question, sent)
+            best_cos, best_lex = max(best_cos, float(sims[i])), max(best_lex, lex)
+            scored.append((float(sims[i]) + 0.3 * lex, n, i))
+    ranked = sorted(scored, reverse=True)
+    chosen: dict[int, set[int]] = {n: set() for n in index}
+    used = 0
+    # Every passage keeps its best sentence; then the best of the rest while the budget lasts.
+    for _, n, i in ranked:
+        if not chosen[n]:
+            chosen[n].add(i)
+            used += approx_tokens(index[n].sentences[i])
+    for _, n, i in ranked:
+        cost = approx_tokens(index[n].sentences[i])
+        if i in chosen[n] or used + cost > budget:
+            continue
+        chosen[n].add(i)
+        used += cost
+    passages = tuple(dataclasses.replace(p, text=_join_selected(index[p.number].sentences, chosen[p.number])) if index[p.number].sentences else p
+                     for p in retrieved.passages)
+    return Context(passages, index, best_cos, best_lex)
+
+
+def _join_selected(sentences: list[str], picked: set[int]) -> str:
+    pieces, last = [], -2
+    for i in sorted(picked):
+        if last >= 0 and i != last + 1:
+            pieces.append("…")
+        pieces.append(sentences[i])
+        last = i
+    return " ".join(pieces)
+
+
+def generation_input(plan: SearchPlan, user_question: str, context: Context, retrieved: Retrieved) -> GenerationInput:
+    return GenerationInput(question=plan.question, user_question=user_question, date_phrases=plan.date_phrases,
+                           passages=context.passages, index=context.index, query_vector=retrieved.query_vector)
+
+
+# --- 6. verification ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verified:
+    text: str  # '' when nothing survived: the answer is then a refusal
+    citations: tuple[Citation, ...]
+    notes: tuple[str, ...]
+
+
+def verify(raw: str, inp: GenerationInput, uses_model: bool, embedder: SentenceTransformerEmbedding, settings: Settings) -> Verified:
+    """Check every sentence of the written answer against what it cites; renumber the citations."""
+    index, qv, question = inp.index, inp.query_vector, inp.question
+    checked, vnotes = check_sentences(raw, dict(index), embedder.embed, settings.min_support, question=question)
+    notes = list(vnotes)
+    qquotes = {n: idx.sentences[int(np.argmax(idx.vectors @ qv))] for n, idx in index.items() if idx.sentences}
+    yes_no = is_yes_no_question(question)
+    text, citations = render(checked, dict(index), qquotes, yes_no=yes_no)
+    verdict = re.match(r"\s*(yes|no)\b", raw, re.I)
+    if not citations and yes_no and verdict and uses_model:
+        # The model's yes/no judgment over the shown passages, without its unverifiable wording:
+        # the verdict is shown with the passages it relied on quoted, and flagged as a judgment.
+        cited = [n for n in parse_markers(raw) if n in index] or [p.number for p in inp.passages[:2]]
+        text, citations = render([CheckedSentence(text=verdict.group(1).capitalize() + ".", cited=cited, status="connective")],
+                                 dict(index), qquotes, yes_no=True)
+        notes.append("only the yes/no verdict is shown: the model's explanation was not supported word for word by the passages; "
+                     "the quoted passages are what it judged from")
+    if citations and uses_model and not yes_no:
+        # A true sentence that does not address the question is no answer ("What is the population
+        # of Saltmere?" answered with the port's storm damage).
+        cited_ids = {c.chunk_id for c in citations}
+        cited = [p for p in inp.passages if p.chunk_id in cited_ids]
+        coverage = lexical_support(topic(question, inp.date_phrases), f"{text} {evidence_text(cited)}", ignore=ANSWER_TYPE_WORDS)
+        if coverage < required_coverage(question, settings.min_answer_coverage, settings):
+            notes.append(f"{WITHHELD_NOTE}: it does not address the question (covers {coverage:.0%} of its terms)")
+            text, citations = "", []
+    if not citations and raw.strip() and not any(c.status == "refusal" for c in checked):
+        notes.append(f"{WITHHELD_NOTE}: no sentence of it is supported by the passages")
+    return Verified(text if citations else "", tuple(citations), tuple(notes))

@@ -1,0 +1,46 @@
+"""The engine owns its parts: two engines in one process keep two archives apart, with no global to clear."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import Ingestor
+from rag import Engine, default_engine
+from rag.config import Settings, load_settings
+from rag.errors import ConfigError
+from tests.conftest import DATA_DIR, FIXTURES
+
+
+def test_two_engines_two_archives(tmp_path: Path) -> None:
+    a = Settings(data_dir=tmp_path / "a", generator="extractive")
+    b = Settings(data_dir=tmp_path / "b", generator="extractive")
+    Ingestor(a).ingest([str(DATA_DIR)])
+    Ingestor(b).ingest([str(FIXTURES / "corpus" / "riverton-budget.md")])
+    ea, eb = Engine(a), Engine(b)
+    assert ea.embedder is eb.embedder  # one loaded model per process, shared
+    q = "How large is the budget Riverton City Council approved?"
+    assert not eb.ask(q).refused
+    assert ea.ask(q).refused  # archive a holds only the sample article
+    assert not ea.ask("Who is Ali al-Daffayi?").refused
+
+
+def test_engine_generator_by_name_and_reconfigured_keeps_parts(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path / "x", generator="extractive")
+    engine = Engine(s)
+    assert engine.generator().name == "extractive" and engine.generator("extractive") is engine.generator()
+    with pytest.raises(ConfigError, match="openai_base_url"):
+        engine.generator("openai")
+    other = engine.reconfigured(s.model_copy(update={"max_new_tokens": 64}))
+    assert other is not engine and other.retriever is engine.retriever and other.store is engine.store
+    moved = engine.reconfigured(s.model_copy(update={"data_dir": tmp_path / "y"}))
+    assert moved.store is not engine.store and moved.embedder is engine.embedder
+    assert engine.reconfigured(s) is engine
+    assert default_engine(s).settings == s
+
+
+def test_settings_take_generator_names_from_the_registry() -> None:
+    assert load_settings(generator="extractive").generator == "extractive"
+    with pytest.raises(ConfigError, match="generator.*'gpt5'.*auto, local, openai, extractive"):
+        load_settings(generator="gpt5")

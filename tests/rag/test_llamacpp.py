@@ -1,0 +1,140 @@
+"""The xllamacpp adapter: streaming plumbing with a fake server (fast) and the real bundled model (slow)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from llama_index.core.llms import ChatMessage
+
+from rag import llamacpp
+from rag.errors import GeneratorError
+from rag.generators.chat import stream_chat
+from rag.llamacpp import LocalLlamaCpp
+from tests.rag.conftest import PASSAGES_PROMPT
+
+
+@pytest.mark.slow
+def test_local_answers_from_passages_and_streams(local_llm: LocalLlamaCpp) -> None:
+    assert local_llm.metadata.is_chat_model
+    assert local_llm.metadata.context_window == 4096
+    deltas = list(stream_chat(local_llm, PASSAGES_PROMPT, max_tokens=40))
+    text = "".join(deltas)
+    assert len(deltas) > 1, deltas
+    assert "2.8" in text, text
+
+
+@pytest.mark.slow
+def test_local_chat_complete_and_concurrent_requests(local_llm: LocalLlamaCpp) -> None:
+    msg = [ChatMessage(role="user", content="Reply with just the word: yes")]
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            results.append("".join(stream_chat(local_llm, msg, max_tokens=4)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    # Two chat sessions at once share one model: the lock must serialise them, not corrupt or deadlock.
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and len(results) == 2 and all("yes" in r.lower() for r in results), (results, errors)
+
+    resp = local_llm.chat(msg, max_tokens=4)
+    assert "yes" in (resp.message.content or "").lower()
+    assert "yes" in local_llm.complete("Reply with just the word: yes", max_tokens=4).text.lower()
+
+
+@pytest.mark.slow
+def test_local_stream_abandoned_early_frees_the_model(local_llm: LocalLlamaCpp) -> None:
+    it = stream_chat(local_llm, [ChatMessage(role="user", content="Count from 1 to 200, comma separated.")], max_tokens=400)
+    next(it)
+    it.close()  # a user who leaves mid-answer must not keep the model busy for 400 tokens
+    t0 = time.perf_counter()
+    out = "".join(stream_chat(local_llm, [ChatMessage(role="user", content="Reply with just: ok")], max_tokens=3))
+    # Had the first run not been cancelled this would wait for its 400 tokens (minutes on 2 cores).
+    assert out and time.perf_counter() - t0 < 30
+
+
+@pytest.mark.slow
+def test_local_prompt_too_long_is_a_generator_error(local_llm: LocalLlamaCpp) -> None:
+    huge = [ChatMessage(role="user", content="news " * 5000)]
+    with pytest.raises(GeneratorError, match="context"):
+        list(stream_chat(local_llm, huge, max_tokens=8))
+
+
+# --- local streaming plumbing with a fake server (fast) --------------------------------------
+class _FakeServer:
+    def __init__(self, chunks: list[Any], then_raise: BaseException | None = None) -> None:
+        self.chunks, self.then_raise = chunks, then_raise
+
+    def handle_chat_completions(self, req: dict[str, Any], cb: Any = None) -> Any:
+        assert req["stream"] and cb is not None
+        for c in self.chunks:
+            if cb(c):
+                return None
+        if self.then_raise:
+            raise self.then_raise
+        return None
+
+
+def _delta(text: str) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": {"content": text}}]}
+
+
+def _fake_local(server: _FakeServer) -> LocalLlamaCpp:
+    llm = LocalLlamaCpp(model_path="/models/fake.gguf")
+    llm._server = server
+    return llm
+
+
+def test_local_stream_plumbing_yields_deltas() -> None:
+    llm = _fake_local(_FakeServer([{"choices": [{"delta": {"role": "assistant", "content": None}}]}, _delta("Hel"), _delta("lo")]))
+    assert list(stream_chat(llm, [ChatMessage(role="user", content="hi")])) == ["Hel", "lo"]
+
+
+def test_local_crash_mid_stream_is_generator_error() -> None:
+    llm = _fake_local(_FakeServer([_delta("partial")], then_raise=RuntimeError("llama_decode failed")))
+    got: list[str] = []
+    with pytest.raises(GeneratorError) as ei:
+        for d in stream_chat(llm, [ChatMessage(role="user", content="hi")]):
+            got.append(d)
+    assert got == ["partial"]
+    assert "llama_decode failed" in str(ei.value) and "/models/fake.gguf" in str(ei.value)
+
+
+def test_local_error_reply_is_generator_error() -> None:
+    err = {"error": {"code": 400, "message": "request (9000 tokens) exceeds the available context size (4096 tokens)",
+                     "type": "exceed_context_size_error", "n_ctx": 4096}}
+    llm = _fake_local(_FakeServer([err]))
+    with pytest.raises(GeneratorError, match="BYLINE_LLM_CONTEXT"):
+        list(stream_chat(llm, [ChatMessage(role="user", content="hi")]))
+
+
+def test_local_stream_closed_early_cancels_the_run() -> None:
+    class Endless:
+        calls = 0
+        stopped = threading.Event()
+
+        def handle_chat_completions(self, req: dict[str, Any], cb: Any) -> None:
+            for _ in range(10_000):
+                Endless.calls += 1
+                if cb(_delta("x")):
+                    break
+                time.sleep(0.001)
+            Endless.stopped.set()
+
+    it = stream_chat(_fake_local(Endless()), [ChatMessage(role="user", content="hi")])
+    assert next(it) == "x"
+    it.close()
+    assert Endless.stopped.wait(5)
+    assert Endless.calls < 10_000
+    # ...and the model lock is free again for the next chat session.
+    assert llamacpp._generate_lock.acquire(timeout=5)
+    llamacpp._generate_lock.release()

@@ -1,0 +1,102 @@
+"""The answer pipeline's steps one by one, on hand-made passages with the real embedder."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.errors import QuestionError
+from rag.generators.extractive import ExtractiveGenerator
+from rag.pipeline import (
+    Retrieved,
+    SearchPlan,
+    clean_question,
+    generation_input,
+    normalize_history,
+    plan_search,
+    rewrite_question,
+    select_context,
+    verify,
+)
+from rag.types import WITHHELD_NOTE, Filters
+from tests.rag.test_citations import PASSAGES
+
+
+def _retrieved(embedder, question: str, passages=PASSAGES) -> Retrieved:
+    return Retrieved(tuple(copy.deepcopy(passages)), np.asarray(embedder.get_query_embedding(question), dtype=np.float32))
+
+
+def test_clean_question_folds_space_and_cuts_long_questions() -> None:
+    s = Settings(max_question_chars=20)
+    assert clean_question("  Who\x00 won\n the  vote? ", s).text == "Who won the vote?"
+    long = clean_question("word " * 20, s)
+    assert len(long.text) == 20 and "only the first 20" in long.notes[0]
+    with pytest.raises(QuestionError):
+        clean_question("   ", s)
+    with pytest.raises(QuestionError, match="text"):
+        clean_question(42, s)
+
+
+def test_history_from_pairs_dicts_and_multimodal_messages() -> None:
+    hist = normalize_history([("Who?", "Her [1]."), {"role": "user", "content": [{"text": "and"}, "then?"]}, {"role": "system", "content": "x"}])
+    assert hist == [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "Her [1]."}, {"role": "user", "content": "and then?"}]
+
+
+def test_rewrite_without_a_model_carries_names_not_dates() -> None:
+    history = [{"role": "user", "content": "What did Mayor Elena Marquez say about the Riverton budget?"},
+               {"role": "assistant", "content": "She praised the vote on Tuesday, 14 March [1]."}]
+    out = rewrite_question("And what did she say next?", history, ExtractiveGenerator(Settings()))
+    assert out.startswith("And what did she say next? (") and "Elena Marquez" in out and "Riverton" in out
+    assert "March" not in out and "14" not in out
+    assert rewrite_question("Who is the governor of Veloria?", history, ExtractiveGenerator(Settings())) == "Who is the governor of Veloria?"
+
+
+def test_plan_reads_dates_unless_the_user_gave_some() -> None:
+    ref = dt.date(2024, 6, 15)
+    plan = plan_search("What happened last week in Riverton?", Filters(sources=["Metro Wire"]), ref, set())
+    assert plan.filters.sources == ["Metro Wire"] and plan.filters.date_from and plan.filters.date_to
+    assert "dates_from_question" in plan.applied and plan.date_phrases
+    explicit = plan_search("What happened last week in Riverton?", Filters(date_from="2024-01-01"), ref, set())
+    assert explicit.filters.date_from == "2024-01-01" and explicit.filters.date_to is None
+    assert "dates_from_question" not in explicit.applied
+
+
+def test_select_context_trims_copies_and_leaves_the_retrieved_passages_alone(embedder) -> None:
+    long = dataclasses.replace(PASSAGES[0], text=" ".join([PASSAGES[0].text] * 6), full_text=" ".join([PASSAGES[0].text] * 6))
+    found = _retrieved(embedder, "How large is the Riverton budget?", [long, *PASSAGES[1:]])
+    before = copy.deepcopy(found.passages)
+    ctx = select_context(found, "How large is the Riverton budget?", embedder, budget=40)
+    assert found.passages == before  # nothing the step was given has changed
+    assert [p.number for p in ctx.passages] == [1, 2, 3]
+    assert all(p.text and p.full_text == b.full_text for p, b in zip(ctx.passages, before))
+    assert len(ctx.passages[0].text) < len(before[0].text)  # cut to the budget
+    assert "412.6 million" in ctx.passages[0].text
+    assert ctx.best_cosine > 0.3 and 0 < ctx.best_overlap <= 1
+
+
+def test_verify_keeps_supported_and_withholds_unsupported(embedder) -> None:
+    q = "How large is the Riverton budget?"
+    found = _retrieved(embedder, q)
+    ctx = select_context(found, q, embedder, budget=400)
+    inp = generation_input(SearchPlan(q, Filters(), {}), q, ctx, found)
+    s = Settings()
+    good = verify("Riverton approved a $412.6 million budget [1].", inp, True, embedder, s)
+    assert good.text.endswith("[1]") and good.citations[0].article_id == "a1"
+    bad = verify("The budget was 900 billion dollars and funded a moon base [2].", inp, True, embedder, s)
+    assert bad.text == "" and not bad.citations and any(n.startswith(WITHHELD_NOTE) for n in bad.notes)
+
+
+def test_verify_keeps_a_models_yes_no_verdict_flagged(embedder) -> None:
+    q = "Did the Bank of Veloria hold its policy rate?"
+    found = _retrieved(embedder, q)
+    ctx = select_context(found, q, embedder, budget=400)
+    inp = generation_input(SearchPlan(q, Filters(), {}), q, ctx, found)
+    out = verify("Yes, because the governors all agreed unanimously after long talks [3].", inp, True, embedder, Settings())
+    assert out.text.startswith("Yes.") and out.citations and "only the yes/no verdict" in out.notes[-1]
+    quotes_only = verify("Yes, because the governors all agreed unanimously after long talks [3].", inp, False, embedder, Settings())
+    assert not quotes_only.citations  # a quoting generator's "yes" is no judgment of a model
