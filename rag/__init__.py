@@ -12,10 +12,10 @@ from typing import Any
 import rag.config  # noqa: F401  (offline switches first)
 from rag.config import Settings, load_settings
 from rag.errors import BylineError, ConfigError, GeneratorError, IngestError, ModelError, QuestionError, StoreError
-from rag.types import Answer, Citation, Filters, Passage
+from rag.types import Answer, Citation, Filters, Passage, Sources
 
 __all__ = [
-    "ask", "ask_stream", "Engine", "default_engine", "Answer", "Citation", "Filters", "Passage", "Settings", "load_settings",
+    "ask", "ask_stream", "Engine", "default_engine", "Answer", "Citation", "Filters", "Passage", "Sources", "Settings", "load_settings",
     "BylineError", "ConfigError", "GeneratorError", "IngestError", "ModelError", "QuestionError", "StoreError",
 ]
 

@@ -11,6 +11,7 @@ and runs the steps of ``rag.pipeline`` in order.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from typing import Any, Iterator
@@ -33,7 +34,9 @@ from rag.pipeline import (
 from rag.policy import refusal_text, retrieval_confident
 from rag.retrieve import Retriever
 from rag.store import Store
-from rag.types import Answer, Filters
+from rag.types import Answer, Filters, Sources
+
+log = logging.getLogger(__name__)
 
 # Settings each part is built from: an engine for new settings keeps the parts whose fields are unchanged.
 _EMBEDDER_FIELDS = ("embedder", "embed_batch_size")
@@ -63,6 +66,20 @@ class Engine:
                 self._generators[resolved] = create_generator(self.settings, resolved)
             return self._generators[resolved]
 
+    def warm_up(self) -> None:
+        """Load what a first question would otherwise wait for: the keyword index, the embedder's first
+        pass and the generator's model (with one tiny prompt). Failures are logged, not raised: the
+        first question then reports them."""
+        t = time.perf_counter()
+        try:
+            self.retriever.archive_months()
+            self.embedder.get_query_embedding("warm up")
+            self.generator().complete("Reply with one word.", "Say ok.", 2)
+        except Exception as exc:  # noqa: BLE001 - a warm-up must never take the server down
+            log.warning("warm-up failed (%s); the first question will load what is missing", exc)
+            return
+        log.info("engine warm in %.1f s", time.perf_counter() - t)
+
     def reconfigured(self, settings: Settings) -> "Engine":
         """An engine for ``settings`` that keeps this one's parts where their settings are unchanged."""
         if settings == self.settings:
@@ -87,9 +104,10 @@ class Engine:
         return final
 
     def ask_stream(self, question: str, *, history: History = None, filters: Filters | dict[str, Any] | None = None,
-                   generator: str | None = None) -> Iterator[str | Answer]:
-        """Yield text deltas as the answer is written, then the final verified ``Answer`` (whose text
-        may differ from what was streamed: unsupported sentences are removed)."""
+                   generator: str | None = None) -> Iterator[Sources | str | Answer]:
+        """Yield ``Sources`` (the passages found, when there are any), then text deltas as the answer is
+        written, then the final verified ``Answer`` (whose text may differ from what was streamed:
+        unsupported sentences are removed)."""
         t0 = time.perf_counter()
         s = self.settings
         gen = self.generator(generator)
@@ -104,6 +122,9 @@ class Engine:
         t = time.perf_counter()
         found = retrieve(plan, self.retriever, self.embedder, s.top_k)                                  # 3. hybrid retrieval
         timings["retrieve"] = time.perf_counter() - t
+        if found.passages:  # sources first: retrieval takes a fraction of a second, writing takes many
+            timings["sources"] = time.perf_counter() - t0
+            yield Sources(list(found.passages), standalone, plan.applied, timings["sources"])
 
         def finish(text: str, passages: Any, notes: tuple[str, ...] = (), **fields: Any) -> Answer:
             return Answer(question=question, text=text, passages=list(passages), standalone_question=standalone, filters=plan.applied,
@@ -172,6 +193,6 @@ def ask(question: str, *, history: History = None, filters: Filters | dict[str, 
 
 
 def ask_stream(question: str, *, history: History = None, filters: Filters | dict[str, Any] | None = None,
-               settings: Settings | None = None) -> Iterator[str | Answer]:
-    """Yield text deltas as the answer is written, then the final verified ``Answer``."""
+               settings: Settings | None = None) -> Iterator[Sources | str | Answer]:
+    """Yield ``Sources`` (as soon as passages are found), text deltas as the answer is written, then the final verified ``Answer``."""
     yield from default_engine(settings).ask_stream(question, history=history, filters=filters)

@@ -36,6 +36,17 @@ class Passage:
         return f"{self.title} {self.source} {date_words(self.date)} {self.full_text}"
 
 
+@dataclass(frozen=True)
+class Sources:
+    """What ``ask_stream`` yields first when retrieval found passages, before any text: the passages the
+    generator is about to read, so a chat, the CLI or an API can show them while the answer is written."""
+
+    passages: list[Passage]  # numbered as the answer's [n] markers will first point at them (then renumbered to the cited ones)
+    standalone_question: str  # what was searched
+    filters: dict[str, Any]  # as in Answer.filters
+    seconds: float  # since the question was asked
+
+
 @dataclass
 class Citation:
     number: int

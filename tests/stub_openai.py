@@ -47,6 +47,7 @@ class StubOpenAI:
         self.fail_with = fail_with
         self.chunk_delay_s = chunk_delay_s
         self.requests: list[dict[str, Any]] = []
+        self.chunks_sent = 0  # streamed content chunks written so far (a client that hangs up stops them)
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -201,6 +202,7 @@ class _Handler(BaseHTTPRequestHandler):
             if self.owner.chunk_delay_s:
                 time.sleep(self.owner.chunk_delay_s)
             chunk({"content": piece})
+            self.owner.chunks_sent += 1
         chunk({}, finish="stop")
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()

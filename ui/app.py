@@ -37,7 +37,7 @@ from ingest.loaders import MAX_FILE_BYTES, SUPPORTED  # noqa: E402
 from rag.config import Settings, check_auth  # noqa: E402
 from rag.errors import BylineError, ConfigError  # noqa: E402
 from rag.generators import generator_label, generator_names, unavailable  # noqa: E402
-from rag.types import Answer  # noqa: E402
+from rag.types import Answer, Sources  # noqa: E402
 from ui.format import (  # noqa: E402
     answer_chat_message,
     answer_to_chat,
@@ -45,6 +45,7 @@ from ui.format import (  # noqa: E402
     ingest_report_html,
     notice_html,
     placeholder_panel,
+    reading_panel,
     safe_url,
     sources_panel,
     stats_html,
@@ -303,13 +304,17 @@ class BylineUI:
         streamed = ""
         answer: Answer | None = None
         try:
+            panel = placeholder_panel("Writing the answer…")
             for piece in self.engine.ask_stream(q, history=list(history), filters=filters, generator=gen):
-                if isinstance(piece, str):
+                if isinstance(piece, Sources):  # shown while the answer is written
+                    panel = reading_panel(piece)
+                    yield list(display), state, panel, ""
+                elif isinstance(piece, str):
                     if not piece:
                         continue
                     streamed += piece
                     display[-1] = {"role": "assistant", "content": answer_to_chat(streamed)}
-                    yield list(display), state, placeholder_panel("Writing the answer…"), ""
+                    yield list(display), state, panel, ""
                 else:
                     answer = piece
         except Exception as exc:  # noqa: BLE001 - shown as a message, never as a trace
@@ -341,7 +346,7 @@ class BylineUI:
                     if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
             answer = None
             for piece in self.engine.ask_stream((question or "").strip(), history=hist or None, filters=filters, generator=gen):
-                if not isinstance(piece, str):
+                if isinstance(piece, Answer):
                     answer = piece
         except Exception as exc:  # noqa: BLE001
             raise gr.Error(friendly(exc), print_exception=False) from None
@@ -495,6 +500,8 @@ def launch(settings: Settings, host: str | None = None, port: int | None = None,
     if port == 0:
         port = free_port(host)
     demo = build_app(settings)
+    # Load the models while the page opens, so the first question waits for nothing.
+    threading.Thread(target=lambda: demo.byline.engine.warm_up(), name="byline-warm-up", daemon=True).start()
     demo.queue(default_concurrency_limit=1)
     try:
         _launch(demo, host, port, auth, block, quiet)

@@ -127,6 +127,7 @@ def print_answer(answer: Any, console: Any) -> None:
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     import rag
+    from ui.format import sources_to_terminal
 
     question = " ".join(args.question)
     if args.json:
@@ -136,9 +137,13 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     console = _console()
     answer = None
     streamed = False
+    live = not args.no_stream and sys.stdout.isatty()
     for piece in rag.ask_stream(question, filters=_filters(args), settings=settings):
-        if isinstance(piece, str):
-            if not args.no_stream and sys.stdout.isatty():
+        if isinstance(piece, rag.Sources):
+            if live:
+                console.print(sources_to_terminal(piece) + "\n", markup=False, highlight=False)
+        elif isinstance(piece, str):
+            if live:
                 console.print(piece, end="", markup=False, highlight=False)
                 streamed = True
         else:

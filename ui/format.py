@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.types import Answer
+from rag.types import Answer, Citation, Passage, Sources
 
 
 def answer_to_terminal(answer: Answer) -> str:
@@ -23,6 +23,14 @@ def answer_to_terminal(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def sources_to_terminal(sources: Sources) -> str:
+    """What ``byline ask`` shows while the answer is written: the passages found, one line each."""
+    lines = [f"Reading {len(sources.passages)} passages (found in {sources.seconds:.1f} s):"]
+    for p in sources.passages:
+        lines.append(f"  {p.title or '(untitled)'} — {p.source or 'unknown outlet'} — {p.date or 'date unknown'}")
+    return "\n".join(lines)
+
+
 # --- Browser rendering (ui.app) ---------------------------------------------------------------------
 # Everything that comes from an article (title, outlet, text, URL) or from the generator is escaped
 # here. The chat bubble is Markdown rendered by the browser, so besides HTML-escaping we also turn the
@@ -34,7 +42,6 @@ import re as _re
 from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit
 
-from rag.types import Citation
 
 MARKER_RE = _re.compile(r"\[(\d{1,3})\]")
 # One character at a time: HTML specials and the characters Markdown/autolinks/LaTeX react to.
@@ -144,22 +151,40 @@ def highlight_passage(passage: str, quote: str, context: int = 320) -> str:
 
 
 def citation_card(c: Citation) -> str:
-    title = c.title or "(untitled)"
-    outlet = c.source or "unknown outlet"
-    date = c.date or "date unknown"
-    link = link_html(c.url)
-    meta = [f'<span class="byline-outlet">{esc(outlet)}</span>',
-            f'<span class="byline-date{" byline-undated" if not c.date else ""}">{esc(date)}</span>']
+    return _card(c, f'id="byline-cite-{int(c.number)}" data-n="{int(c.number)}"', highlight_passage(c.passage or c.quote, c.quote))
+
+
+def passage_card(p: Passage, chars: int = 280) -> str:
+    """A passage the generator is reading (before the answer exists): its opening, no highlight."""
+    text = " ".join(p.full_text.split())
+    body = esc(text[:chars]) + ("…" if len(text) > chars else "")
+    return _card(p, f'data-passage="{int(p.number)}"', body, extra_class=" byline-reading")
+
+
+def _card(item: Citation | Passage, attrs: str, body_html: str, extra_class: str = "") -> str:
+    """One source card: number, title, outlet · date · link, then the passage."""
+    link = link_html(item.url)
+    meta = [f'<span class="byline-outlet">{esc(item.source or "unknown outlet")}</span>',
+            f'<span class="byline-date{" byline-undated" if not item.date else ""}">{esc(item.date or "date unknown")}</span>']
     if link:
         meta.append(f'<span class="byline-link">{link}</span>')
     return (
-        f'<li class="byline-card" id="byline-cite-{int(c.number)}" data-n="{int(c.number)}">'
-        f'<div class="byline-card-head"><span class="byline-num">[{int(c.number)}]</span> '
-        f'<span class="byline-title">{esc(title)}</span></div>'
+        f'<li class="byline-card{extra_class}" {attrs}>'
+        f'<div class="byline-card-head"><span class="byline-num">[{int(item.number)}]</span> '
+        f'<span class="byline-title">{esc(item.title or "(untitled)")}</span></div>'
         f'<div class="byline-meta">{" · ".join(meta)}</div>'
-        f'<blockquote class="byline-quote">{highlight_passage(c.passage or c.quote, c.quote)}</blockquote>'
+        f'<blockquote class="byline-quote">{body_html}</blockquote>'
         "</li>"
     )
+
+
+def reading_panel(sources: Sources) -> str:
+    """The sources panel while the answer is written: the passages found, before any is cited."""
+    n = len(sources.passages)
+    return ('<div class="byline-sources byline-sources-reading">'
+            f'<h3 class="byline-sources-title">Reading {n} passage{"s" if n != 1 else ""} '
+            f'<small>(found in {sources.seconds:.1f} s; the answer cites the ones that support it)</small></h3>'
+            '<ol class="byline-cards">' + "".join(passage_card(p) for p in sources.passages) + "</ol></div>")
 
 
 def searched_for_html(answer: Answer) -> str:

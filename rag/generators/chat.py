@@ -6,6 +6,7 @@ is built and checked (``_build_llm`` / ``check`` in each subclass).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Iterator
@@ -122,11 +123,13 @@ def stream_chat(llm: LLM, messages: list[ChatMessage], max_tokens: int | None = 
             # use a copy with the new limit (private attrs, i.e. the HTTP client, are shared).
             llm = llm.model_copy(update={"max_tokens": max_tokens})
     responses: Iterator[Any] | None = None
+    finished = False
     try:
         responses = iter(llm.stream_chat(messages, **kwargs))
         for resp in responses:
             if resp.delta:
                 yield resp.delta
+        finished = True
     except GeneratorError as exc:
         # Already friendly (local model); add where it happened unless it says so.
         if where in str(exc):
@@ -138,9 +141,12 @@ def stream_chat(llm: LLM, messages: list[ChatMessage], max_tokens: int | None = 
         logger.warning("Generation failed at %s", where, exc_info=True)
         raise GeneratorError(_friendly(exc, where)) from exc
     finally:
-        # A caller that stops early (user left, answer cut) must stop the generation too: closing the
-        # inner generator cancels the local model's run or closes the HTTP stream, rather than leaving
-        # that to garbage collection.
+        # A caller that stops early (Stop, user left) must stop the generation too: closing the inner
+        # generator cancels the local model's run at once. llama-index's OpenAI stream generator keeps
+        # the openai Stream in a reference cycle, so its HTTP response (and the endpoint's generation)
+        # would live on until a cyclic collection: collect now (measured: 20 more chunks in 2 s without).
         close = getattr(responses, "close", None)
         if close is not None:
             close()
+            if not finished and not isinstance(llm, LocalLlamaCpp):
+                gc.collect()

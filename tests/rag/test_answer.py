@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import Ingestor
-from rag import Answer, QuestionError, ask, ask_stream
+from rag import Answer, QuestionError, Sources, ask, ask_stream
 from rag.config import Settings
 from tests.conftest import DATA_DIR, FIXTURES
 from tests.stub_openai import StubOpenAI
@@ -124,11 +124,21 @@ def test_follow_up_is_rewritten_before_retrieval(archive: Settings) -> None:
     assert any("Orebro Falcons" in p.full_text for p in a.passages)  # the passage that answers it was retrieved
 
 
-def test_stream_yields_text_then_the_final_answer(archive: Settings) -> None:
+def test_stream_yields_sources_then_text_then_the_final_answer(archive: Settings) -> None:
     pieces = list(ask_stream("Who is Ali al-Daffayi?", settings=archive))
-    assert isinstance(pieces[-1], Answer)
-    assert all(isinstance(p, str) for p in pieces[:-1]) and len(pieces) >= 2
-    assert "first_token" in pieces[-1].timings
+    first, answer = pieces[0], pieces[-1]
+    assert isinstance(first, Sources) and isinstance(answer, Answer)
+    assert all(isinstance(p, str) for p in pieces[1:-1]) and len(pieces) >= 3  # the passages come before any text
+    assert "first_token" in answer.timings
+    # The cards shown early are the passages the answer then cites from, with their metadata.
+    assert {c.chunk_id for c in answer.citations} <= {p.chunk_id for p in first.passages}
+    assert first.passages[0].source == "Breitbart" and first.standalone_question == answer.standalone_question
+    assert 0 < first.seconds == answer.timings["sources"] <= answer.timings["first_token"]
+
+
+def test_no_sources_event_when_nothing_is_found(tmp_path: Path) -> None:
+    pieces = list(ask_stream("Who won the vote?", settings=Settings(data_dir=tmp_path / "empty", generator="extractive")))
+    assert not any(isinstance(p, Sources) for p in pieces) and pieces[-1].refused
 
 
 @pytest.mark.parametrize("bad", ["", "   \n\t "])

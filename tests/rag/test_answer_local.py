@@ -27,7 +27,7 @@ def test_local_model_answers_with_verified_citations(local: Settings) -> None:
     pieces = list(ask_stream("Who is Ali al-Daffayi?", settings=local))
     a = pieces[-1]
     assert isinstance(a, Answer) and a.generator == "local"
-    assert len(pieces) > 2  # tokens streamed before the final answer
+    assert len([p for p in pieces if isinstance(p, str)]) > 1  # tokens streamed before the final answer
     assert not a.refused, a.text
     assert a.citations and a.citations[0].source == "Breitbart"
     assert {int(n) for n in re.findall(r"\[(\d+)\]", a.text)} == {c.number for c in a.citations}

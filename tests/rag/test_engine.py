@@ -44,3 +44,16 @@ def test_settings_take_generator_names_from_the_registry() -> None:
     assert load_settings(generator="extractive").generator == "extractive"
     with pytest.raises(ConfigError, match="generator.*'gpt5'.*auto, local, openai, extractive"):
         load_settings(generator="gpt5")
+
+
+def test_warm_up_builds_the_keyword_index_and_never_raises(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    s = Settings(data_dir=tmp_path / "w", generator="extractive")
+    Ingestor(s).ingest([str(DATA_DIR)])
+    engine = Engine(s)
+    assert engine.retriever.keywords.version is None
+    engine.warm_up()
+    assert engine.retriever.keywords.version is not None  # the first question will not build it
+    broken = Engine(s)
+    broken.retriever.archive_months = lambda: (_ for _ in ()).throw(RuntimeError("disk gone"))  # type: ignore[method-assign]
+    broken.warm_up()
+    assert "warm-up failed (disk gone)" in caplog.text

@@ -17,7 +17,7 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import ConfigError, StoreError
-from rag.types import Answer, Citation
+from rag.types import Answer, Citation, Passage, Sources
 from tests.conftest import DATA_DIR, FIXTURES
 from ui import format as fmt
 from ui.app import BylineUI, build_app, build_filters, check_binding, run_from_cli, safe_upload_name, save_uploads
@@ -212,6 +212,27 @@ def test_respond_streams_then_shows_the_verified_text(settings: Settings) -> Non
     assert _card_numbers(panel) == [1] == _marker_numbers(display[-1]["content"])
     assert state["history"] == [{"role": "user", "content": "How did the vote go?"}, {"role": "assistant", "content": "Verified [1]."}]
     assert box == ""
+
+
+def test_respond_shows_the_passages_before_the_answer_text(settings: Settings) -> None:
+    passage = Passage(number=1, chunk_id="a1:0", article_id="a1", title=f"Riverton {XSS}", source="Valley Courier", date="2024-01-18",
+                      url="https://valleycourier.example/x", text="The budget passed 7-2.", full_text="The budget passed 7-2.",
+                      start=0, end=22, score=1.0)
+
+    def fake(question, *, history=None, filters=None, generator=None):
+        yield Sources([passage], question, {}, 0.05)
+        yield "The budget "
+        yield "passed [1]."
+        yield _answer(text="The budget passed 7-2 [1].")
+
+    steps = list(_with_pipeline(settings, fake).respond("How did the vote go?", None, [], "", "", "extractive"))
+    first_with_cards = next(i for i, (_, _, panel, _) in enumerate(steps) if "byline-reading" in panel)
+    first_with_text = next(i for i, (display, _, _, _) in enumerate(steps) if "budget" in display[-1]["content"])
+    assert first_with_cards < first_with_text
+    panel = steps[first_with_cards][2]
+    assert "Reading 1 passage " in panel and "Valley Courier" in panel and "<img" not in panel
+    assert "byline-reading" in steps[first_with_text][2]  # the cards stay while the text streams
+    assert _card_numbers(steps[-1][2]) == [1]  # then the verified answer's citations replace them
 
 
 def test_respond_passes_history_on_follow_up(settings: Settings) -> None:

@@ -53,7 +53,8 @@ DONE_JS = """
   const bots = document.querySelectorAll('#byline-chat [data-testid="bot"]');
   if (bots.length <= n) return false;
   const last = bots[bots.length - 1].innerText.trim();
-  return last && last !== '…' && !document.querySelector('#byline-sources .byline-placeholder');
+  // The answer is final when the panel shows neither a placeholder nor the passages still being read.
+  return last && last !== '…' && !document.querySelector('#byline-sources .byline-placeholder, #byline-sources .byline-sources-reading');
 }
 """
 
@@ -229,3 +230,42 @@ def test_first_token_local_generator(page: Any) -> None:
     server_side = page.locator("#byline-sources .byline-timing").inner_text()
     print(f"\n[first token, local, cold (loads the model)] {cold:.2f} s\n[first token, local, warm] {warm:.2f} s (server: {server_side})")
     assert markers(page) == cards(page) or page.locator("#byline-sources .byline-refused").count() == 1
+
+
+# --- a slow generator: the passages show before the text ---------------------------------
+@pytest.fixture(scope="module")
+def slow_server(tmp_path_factory: pytest.TempPathFactory, server: tuple[str, Settings]) -> Iterator[tuple[str, Any]]:
+    """The same archive, answered by an OpenAI-compatible stub that writes one word every 0.3 s."""
+    from tests.stub_openai import StubOpenAI
+    from ui.app import launch
+
+    words = " ".join(["Novalink recalled 184,000 Aerio X2 speakers [1]."] * 4)
+    with StubOpenAI(reply=words, chunk_delay_s=0.3) as stub:
+        s = server[1].model_copy(update={"generator": "openai", "openai_base_url": stub.url, "openai_model": "slow"})
+        demo = launch(s, block=False, quiet=True)
+        try:
+            yield demo.local_url, stub
+        finally:
+            demo.close()
+
+
+def test_sources_show_before_the_text(browser: Any, slow_server: tuple[str, Any]) -> None:
+    url, _ = slow_server
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.goto(url, wait_until="load")
+    box = page.locator("#byline-question textarea, #byline-question input").first
+    box.wait_for(timeout=60_000)
+    box.fill("How many Aerio X2 speakers did Novalink recall?")
+    page.locator("#byline-ask").click()
+    reading = page.locator("#byline-sources .byline-sources-reading .byline-card")
+    reading.first.wait_for(timeout=ANSWER_TIMEOUT_MS)
+    bots = page.locator('#byline-chat [data-testid="bot"]')
+    assert bots.count() == 0 or "Novalink" not in bots.last.inner_text()  # the cards came before the first words
+    assert "Metro Wire" in page.locator("#byline-sources").inner_text()
+    page.wait_for_function("() => { const b = document.querySelectorAll('#byline-chat [data-testid=\"bot\"]');"
+                           " return b.length && b[b.length - 1].innerText.includes('Novalink'); }", timeout=60_000)
+    assert reading.count() >= 1  # and stay while the words stream
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-reading.png"), full_page=True)
+    ctx.close()
