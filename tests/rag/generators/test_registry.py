@@ -63,3 +63,47 @@ def test_extractive_has_no_llm(tmp_path: Path) -> None:
 def test_this_install_has_the_local_model() -> None:
     # The dev/CI venv is installed with [local]; if this fails, 'auto' silently degrades to extractive.
     assert local.missing_local_packages() == []
+
+
+class FirstSentenceGenerator:
+    """A fourth generator, written as a plugin would be: this class plus one registry line."""
+
+    name = "first"
+    label = "First sentence of the best passage"
+    cost = "instant"
+    uses_model = False
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    @classmethod
+    def check(cls, settings: Any) -> None:
+        """Always available."""
+
+    def stream(self, inp: Any) -> Any:
+        best = inp.index[inp.passages[0].number]
+        yield f"{best.sentences[0]} [{inp.passages[0].number}]"
+
+    def prompt_tokens(self, inp: Any) -> int:
+        return 0
+
+    def complete(self, system: str, user: str, max_tokens: int) -> None:
+        return None
+
+
+def test_a_fourth_generator_is_one_class_and_one_registry_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest.pipeline import Ingestor
+    from rag import Engine
+    from rag.config import load_settings
+    from rag.generators import REGISTRY
+    from tests.conftest import DATA_DIR
+    from ui.app import BylineUI
+    from ui.cli import build_parser
+
+    monkeypatch.setitem(REGISTRY, "first", f"{__name__}:FirstSentenceGenerator")  # the one registry line
+    s = load_settings(data_dir=tmp_path / "byline", generator="first")  # settings validation knows it
+    assert build_parser().parse_args(["ask", "--generator", "first", "q"]).generator == "first"  # so does the CLI
+    assert ("First sentence of the best passage", "first") in BylineUI(s).generator_choices()  # and the chat
+    Ingestor(s).ingest([str(DATA_DIR)])
+    a = Engine(s).ask("Who is Ali al-Daffayi?")
+    assert a.generator == "first" and not a.refused and a.citations[0].source == "Breitbart"
