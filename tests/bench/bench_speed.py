@@ -1,0 +1,120 @@
+"""How fast an answer comes, on the dev questions (run by hand; pytest never collects tests/bench).
+
+    python tests/bench/bench_speed.py --limit 40 --seed 1                 # the default generator (local)
+    python tests/bench/bench_speed.py --limit 40 --seed 1 --generator extractive --json /tmp/speed.json
+
+Ingests the MultiHop-RAG corpus (``../shared/eval/multihop-rag``) into a temporary index, warms the
+engine as ``byline chat`` does, then asks each question of the stratified sample through
+``Engine.ask_stream`` and records the time to the ``Sources`` event, to the first text delta and to
+the final answer (a refusal's text counts as its first words), the prompt tokens (Byline's estimate) and whether the answer is right (the eval's
+scoring). For the local model it also measures, on this machine and in the same run, the raw prompt
+processing rate and the prompt cache: one answer prompt sent twice straight to the llama.cpp server
+(the second reply's ``cache_n`` is the reused prefix), so the other figures can be read as ratios
+on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import rag.config  # noqa: E402,F401  (offline switches)
+
+
+def pct(xs: list[float], q: float) -> float:
+    from rag.evaluation.metrics import percentile
+
+    return percentile(xs, q) or float("nan")
+
+
+def raw_prompt_rate(engine: Any, prompt_messages: list[dict[str, str]]) -> dict[str, Any]:
+    """The local model's own timings for one prompt sent twice (the second reuses the cached prefix)."""
+    server = engine.generator("local").llm._get_server()
+    out = {}
+    for label in ("first", "repeat"):
+        reply = server.handle_chat_completions({"messages": prompt_messages, "max_tokens": 1, "temperature": 0})
+        t = reply.get("timings") or {}
+        out[label] = {k: t.get(k) for k in ("prompt_n", "prompt_ms", "prompt_per_second", "cache_n")}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--limit", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--generator", default="local")
+    ap.add_argument("--json", help="write the figures here")
+    args = ap.parse_args(argv)
+
+    from ingest.corpus import index_corpus
+    from rag.config import Settings
+    from rag.engine import Engine
+    from rag.evaluation.datasets import load_questions, resolve_inputs, sample_questions
+    from rag.evaluation.metrics import answer_correct
+    from rag.generators.chat import format_passages
+    from rag.prompts import ANSWER_USER, answer_system
+    from rag.types import Answer, Sources
+
+    qpath, corpus = resolve_inputs(None, None)
+    questions = sample_questions(load_questions(qpath), args.limit, args.seed)
+    with tempfile.TemporaryDirectory(prefix="byline-speed-") as tmp:
+        s = Settings(data_dir=Path(tmp), generator=args.generator)
+        t = time.perf_counter()
+        index_corpus(corpus, s)
+        ingest_s = time.perf_counter() - t
+        engine = Engine(s)
+        t = time.perf_counter()
+        engine.warm_up()
+        warm_s = time.perf_counter() - t
+        rows = []
+        for q in questions:
+            t0 = time.perf_counter()
+            sources_s = first_s = None
+            answer: Answer | None = None
+            for piece in engine.ask_stream(q.question):
+                now = time.perf_counter() - t0
+                if isinstance(piece, Sources):
+                    sources_s = now
+                elif isinstance(piece, str):
+                    first_s = now if first_s is None and piece else first_s
+                else:
+                    answer = piece
+            assert answer is not None
+            rows.append({"id": q.id, "type": q.question_type, "sources_s": sources_s, "first_token_s": first_s,
+                         "total_s": time.perf_counter() - t0, "prompt_tokens": answer.prompt_tokens, "refused": answer.refused,
+                         "correct": answer_correct(q.answer, answer.text, answer.refused)})
+            print(f"{q.id:14} sources {sources_s or float('nan'):5.2f} s  first {first_s or float('nan'):6.2f} s  "
+                  f"total {rows[-1]['total_s']:6.2f} s  {'right' if rows[-1]['correct'] else 'wrong'}", flush=True)
+        probe = None
+        if engine.generator().name == "local" and answer is not None and answer.passages:
+            user = ANSWER_USER.format(passages=format_passages(answer.passages), question=answer.standalone_question)
+            probe = raw_prompt_rate(engine, [{"role": "system", "content": answer_system()}, {"role": "user", "content": user}])
+
+    def col(key: str) -> list[float]:
+        return [r[key] for r in rows if r[key] is not None]
+
+    summary = {
+        "questions": len(rows), "generator": engine.generator().name, "ingest_s": round(ingest_s, 1), "warm_up_s": round(warm_s, 1),
+        **{f"{k}_p{p}": round(pct(col(k), p), 3) for k in ("sources_s", "first_token_s", "total_s") for p in (50, 95)},
+        # Refusals before generation send no prompt: averaged over the questions that reached the model.
+        "prompt_tokens_mean": round(statistics.mean([t for t in col("prompt_tokens") if t]), 1) if any(col("prompt_tokens")) else 0,
+        "accuracy": round(sum(r["correct"] for r in rows) / len(rows), 3) if rows else None,
+        "refused": sum(r["refused"] for r in rows), "model_prompt_probe": probe,
+    }
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"summary": summary, "questions": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
