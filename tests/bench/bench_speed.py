@@ -37,11 +37,15 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def raw_prompt_rate(engine: Any, prompt_messages: list[dict[str, str]]) -> dict[str, Any]:
-    """The local model's own timings for one prompt sent twice (the second reuses the cached prefix)."""
+    """The local model's own timings for one prompt sent twice: the first time uncached (a fresh opening
+    line, so no prefix matches what is cached), the second time reusing the cached prefix."""
+    import uuid
+
     server = engine.generator("local").llm._get_server()
+    fresh = [{"role": "system", "content": f"Run {uuid.uuid4().hex}. {prompt_messages[0]['content']}"}, *prompt_messages[1:]]
     out = {}
     for label in ("first", "repeat"):
-        reply = server.handle_chat_completions({"messages": prompt_messages, "max_tokens": 1, "temperature": 0})
+        reply = server.handle_chat_completions({"messages": fresh, "max_tokens": 1, "temperature": 0})
         t = reply.get("timings") or {}
         out[label] = {k: t.get(k) for k in ("prompt_n", "prompt_ms", "prompt_per_second", "cache_n")}
     return out
