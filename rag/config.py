@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     reranker_path: Path | None = Field(default=None, description="Local folder of a sentence-transformers cross-encoder; off when unset (none ships offline).")
     min_dense_score: float = Field(default=0.25, ge=-1, le=1, description="Best cosine similarity below which (with no strong keyword match) the archive is taken not to hold the answer.")
     context_tokens: int = Field(default=420, ge=64, le=8000, description="Budget of passage tokens the generator sees; sentences that matter most are kept.")
+    short_top_k: int = Field(default=4, ge=1, le=50, description="Passages the model reads when it only has to reply with a verdict or a name (plus one per outlet the question names).")
+    short_context_tokens: int = Field(default=200, ge=32, le=8000, description="Budget of passage tokens for a verdict-or-name reply: its prompt is most of the wait for the answer.")
     reference_date: dt.date | None = Field(default=None, description="Date that 'last week', 'yesterday' etc. are resolved against; default today.")
 
     # --- generation --------------------------------------------------------------------------

@@ -10,12 +10,14 @@ and runs the steps of ``rag.pipeline`` in order.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
 import time
 from typing import Any, Iterator
 
+from rag.compose import SHORT_KINDS, compose_entity, compose_first, compose_reported, compose_verdict, short_reply
 from rag.config import Settings
 from rag.embed import SentenceTransformerEmbedding, get_embedder
 from rag.generators import create_generator, resolve_generator_name
@@ -31,6 +33,7 @@ from rag.pipeline import (
     select_context,
     verify,
 )
+from rag.planner import ENTITY, FIRST, OUTLET, PUBLISHED, plan_question
 from rag.policy import refusal_text, retrieval_confident
 from rag.retrieve import Retriever
 from rag.store import Store
@@ -120,7 +123,8 @@ class Engine:
         plan = plan_search(standalone, Filters.coerce(filters), s.reference_date or dt.date.today(),    # 2. dates -> filters
                            self.retriever.archive_months())
         t = time.perf_counter()
-        found = retrieve(plan, self.retriever, self.embedder, s.top_k)                                  # 3. hybrid retrieval
+        qplan = plan_question(standalone, self.retriever.archive_sources())                             # 3. what is asked
+        found = retrieve(plan, self.retriever, self.embedder, s.top_k, qplan, s.max_chunks_per_article)  # 4. hybrid retrieval
         timings["retrieve"] = time.perf_counter() - t
         if found.passages:  # sources first: retrieval takes a fraction of a second, writing takes many
             timings["sources"] = time.perf_counter() - t0
@@ -139,9 +143,9 @@ class Engine:
             yield answer
             return
         t = time.perf_counter()
-        context = select_context(found, standalone, self.embedder, s.context_tokens)                  # 4. tight context
+        context = select_context(found, standalone, self.embedder, s.context_tokens)                  # 5. tight context
         timings["select"] = time.perf_counter() - t
-        if not retrieval_confident(context.passages, context.best_cosine, context.best_overlap, standalone, s):  # 7. weak retrieval
+        if not retrieval_confident(context.passages, context.best_cosine, context.best_overlap, standalone, s):  # 8. weak retrieval
             answer = refuse(context.passages)
             yield answer.text
             yield answer
@@ -149,8 +153,36 @@ class Engine:
 
         t = time.perf_counter()
         inp = generation_input(plan, clean.text, context, found)
-        chunks: list[str] = []
-        for delta in gen.stream(inp):                                                                   # 5. generation
+        composed, tokens = None, 0
+        if qplan.kind in (OUTLET, PUBLISHED):                                                           # 6a. from metadata
+            composed = compose_reported(qplan.topic or standalone, inp, self.embedder.embed, s.min_support, qplan.kind == PUBLISHED)
+        elif qplan.kind == FIRST:                                                                       # 6b. dates compared
+            composed = compose_first(qplan, inp, found.parts, self.embedder.embed, s.min_support)
+        elif qplan.kind in SHORT_KINDS and gen.uses_model:                                              # 6c. a short reply
+            # Fewer, shorter passages: every prompt token costs the user time before the reply.
+            few = dataclasses.replace(found, passages=found.passages[: max(s.short_top_k, 1 + len(found.parts))])
+            # The budget goes to the best sentences wherever they are; only the outlets the question names keep one each.
+            keep = frozenset(nums[0] for _, nums in found.parts if nums)
+            short = select_context(few, standalone, self.embedder, s.short_context_tokens, keep=keep)
+            short_inp = generation_input(plan, clean.text, short, found)
+            value, tokens = short_reply(qplan, standalone, short, found.parts, gen)
+            timings["short_reply"] = time.perf_counter() - t
+            if value and qplan.kind == ENTITY:
+                composed = compose_entity(value, short_inp, found.parts, self.embedder.embed, s)
+            elif value:
+                composed = compose_verdict(qplan, value, short_inp, found.parts, self.embedder.embed)
+            if composed is not None:
+                inp = short_inp
+        if composed is not None and composed[1]:
+            text, citations, notes = composed
+            timings["first_token"] = time.perf_counter() - t0
+            timings["generate"] = time.perf_counter() - t
+            yield text
+            yield finish(text, inp.passages, tuple(notes), citations=list(citations), refused=False, prompt_tokens=tokens)
+            return
+
+        chunks: list[str] = []                                                                          # 6d. free text
+        for delta in gen.stream(inp):
             if not chunks:
                 timings["first_token"] = time.perf_counter() - t0
             chunks.append(delta)
@@ -158,10 +190,10 @@ class Engine:
         raw = "".join(chunks)
         timings["generate"] = time.perf_counter() - t
         t = time.perf_counter()
-        checked = verify(raw, inp, gen.uses_model, self.embedder, s)                                    # 6. verification
+        checked = verify(raw, inp, gen.uses_model, self.embedder, s)                                    # 7. verification
         timings["verify"] = time.perf_counter() - t
-        tokens = gen.prompt_tokens(inp)
-        if not checked.citations:                                                                       # 7. nothing supported
+        tokens += gen.prompt_tokens(inp)
+        if not checked.citations:                                                                       # 8. nothing supported
             yield refuse(context.passages, prompt_tokens=tokens, notes=checked.notes)
             return
         yield finish(checked.text, context.passages, checked.notes, citations=list(checked.citations), refused=False, prompt_tokens=tokens)

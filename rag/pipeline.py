@@ -21,6 +21,7 @@ from rag.dates import resolve as resolve_dates
 from rag.embed import SentenceTransformerEmbedding
 from rag.errors import GeneratorError, QuestionError
 from rag.generators.base import GenerationInput, Generator
+from rag.planner import FIRST, QuestionPlan
 from rag.policy import evidence_text, is_yes_no_question, key_phrases, required_coverage, topic
 from rag.prompts import REWRITE_SYSTEM, REWRITE_USER
 from rag.retrieve import Retriever
@@ -131,21 +132,53 @@ def plan_search(question: str, user_filters: Filters, reference: dt.date, archiv
     return SearchPlan(question, eff, applied, tuple(intent.phrases), bool(intent.recency), tuple(intent.boost or ()))
 
 
-# --- 3. retrieval ---------------------------------------------------------------------------------
+# --- 4. retrieval (3, what is asked, is rag.planner) ----------------------------------------------
 @dataclass(frozen=True)
 class Retrieved:
     passages: tuple[Passage, ...]
     query_vector: np.ndarray
+    # What was searched for apart from the whole question (an outlet the question names, or one of the two
+    # reports of "which came first"), with the numbers of the passages that search found, best first.
+    parts: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
-def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransformerEmbedding, k: int) -> Retrieved:
-    """Hybrid (dense + BM25) retrieval with the plan's filters and date preferences."""
+def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransformerEmbedding, k: int,
+             question: QuestionPlan | None = None, per_article: int = 2) -> Retrieved:
+    """Hybrid (dense + BM25) retrieval with the plan's filters and date preferences; when the question
+    names outlets (or asks which of two reports came first), one more search per outlet (or report), so
+    that each reaches the context even when another outlet's articles match the whole question better."""
     qvec = embedder.get_query_embedding(plan.question)
-    passages = retriever.retrieve(plan.question, plan.filters, k=k, recency=plan.recency, qvec=qvec, boost=list(plan.boost) or None)
-    return Retrieved(tuple(passages), np.asarray(qvec, dtype=np.float32))
+    boost = list(plan.boost) or None
+    main = retriever.retrieve(plan.question, plan.filters, k=k, recency=plan.recency, qvec=qvec, boost=boost)
+    searches: list[tuple[str, str, Filters]] = []
+    if question is not None and question.kind == FIRST:
+        searches = [(opt, opt, plan.filters) for opt in question.options]
+    elif question is not None and question.outlets:
+        allowed = set(plan.filters.sources)
+        searches = [(o, plan.question, dataclasses.replace(plan.filters, sources=[o])) for o in question.outlets if not allowed or o in allowed][:4]
+    if not searches:
+        return Retrieved(tuple(main), np.asarray(qvec, dtype=np.float32))
+    found = [(label, retriever.retrieve(text, flt, k=2, recency=plan.recency, qvec=qvec if text == plan.question else None, boost=boost))
+             for label, text, flt in searches]
+    # The best passage for the whole question, then the best for each part, then the rest.
+    order = main[:1] + [ps[0] for _, ps in found if ps] + main[1:] + [p for _, ps in found for p in ps[1:]]
+    merged: list[Passage] = []
+    seen: set[str] = set()
+    per: dict[str, int] = {}
+    for p in order:
+        if p.chunk_id in seen or per.get(p.article_id, 0) >= per_article:
+            continue
+        seen.add(p.chunk_id)
+        per[p.article_id] = per.get(p.article_id, 0) + 1
+        merged.append(dataclasses.replace(p, number=len(merged) + 1))
+        if len(merged) >= k:
+            break
+    number = {p.chunk_id: p.number for p in merged}
+    parts = tuple((label, tuple(number[p.chunk_id] for p in ps if p.chunk_id in number)) for label, ps in found)
+    return Retrieved(tuple(merged), np.asarray(qvec, dtype=np.float32), parts)
 
 
-# --- 4. context -----------------------------------------------------------------------------------
+# --- 5. context -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Context:
     passages: tuple[Passage, ...]  # copies of the retrieved passages, ``text`` cut to the selected sentences
@@ -154,8 +187,13 @@ class Context:
     best_overlap: float  # the largest share of the question's words one sentence holds
 
 
-def select_context(retrieved: Retrieved, question: str, embedder: SentenceTransformerEmbedding, budget: int) -> Context:
-    """Keep each passage's most relevant sentences within a token budget (first-token latency grows with prompt length)."""
+def select_context(retrieved: Retrieved, question: str, embedder: SentenceTransformerEmbedding, budget: int,
+                   keep: frozenset[int] | None = None) -> Context:
+    """Keep each passage's most relevant sentences within a token budget (first-token latency grows with prompt length).
+
+    ``keep``: the passages that must keep their best sentence (default all); with a smaller set, the budget
+    goes to the best sentences wherever they are, and a passage left with none is not in the context.
+    """
     index = build_index(retrieved.passages, embedder.embed_cached)
     qv = retrieved.query_vector
     scored: list[tuple[float, int, int]] = []  # (score, passage number, sentence index)
@@ -173,7 +211,7 @@ def select_context(retrieved: Retrieved, question: str, embedder: SentenceTransf
     used = 0
     # Every passage keeps its best sentence; then the best of the rest while the budget lasts.
     for _, n, i in ranked:
-        if not chosen[n]:
+        if not chosen[n] and (keep is None or n in keep):
             chosen[n].add(i)
             used += approx_tokens(index[n].sentences[i])
     for _, n, i in ranked:
@@ -183,8 +221,9 @@ def select_context(retrieved: Retrieved, question: str, embedder: SentenceTransf
         chosen[n].add(i)
         used += cost
     passages = tuple(dataclasses.replace(p, text=_join_selected(index[p.number].sentences, chosen[p.number])) if index[p.number].sentences else p
-                     for p in retrieved.passages)
-    return Context(passages, index, best_cos, best_lex)
+                     for p in retrieved.passages if keep is None or chosen[p.number] or p.number in keep)
+    shown = {p.number for p in passages}
+    return Context(passages, {n: idx for n, idx in index.items() if n in shown}, best_cos, best_lex)
 
 
 def _join_selected(sentences: list[str], picked: set[int]) -> str:
@@ -202,7 +241,7 @@ def generation_input(plan: SearchPlan, user_question: str, context: Context, ret
                            passages=context.passages, index=context.index, query_vector=retrieved.query_vector)
 
 
-# --- 6. verification ------------------------------------------------------------------------------
+# --- 7. verification (6, the answer, is the generator or rag.compose) -----------------------------
 @dataclass(frozen=True)
 class Verified:
     text: str  # '' when nothing survived: the answer is then a refusal

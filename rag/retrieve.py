@@ -101,6 +101,7 @@ class KeywordIndex:
         self.retriever: Any = None
         self.size = 0
         self.archive_months: set[tuple[int, int]] = set()
+        self.archive_sources: set[str] = set()
 
     def refresh(self) -> "KeywordIndex":
         """Rebuild if the store changed since the last build (this also refreshes an embedded client)."""
@@ -113,9 +114,12 @@ class KeywordIndex:
             t = time.perf_counter()
             nodes: list[TextNode] = []
             months: set[tuple[int, int]] = set()
+            sources: set[str] = set()
             for cid, md, doc in self.store.iter_metadatas(documents=True):
                 m = ChunkMeta.from_metadata(md)
                 nodes.append(TextNode(id_=cid, text=m.headed(doc), metadata={}))
+                if m.source:
+                    sources.add(m.source)
                 if m.date_num:
                     months.add((m.date_num // 10000, (m.date_num // 100) % 100))
             if nodes:
@@ -131,6 +135,7 @@ class KeywordIndex:
             self.size = len(nodes)
             self.version = version
             self.archive_months = months
+            self.archive_sources = sources
             log.info("BM25 index over %d chunks built in %.2f s", len(nodes), time.perf_counter() - t)
         return self
 
@@ -154,6 +159,10 @@ class Retriever:
 
     def archive_months(self) -> set[tuple[int, int]]:
         return self.keywords.refresh().archive_months
+
+    def archive_sources(self) -> set[str]:
+        """The outlets the archive holds articles from."""
+        return self.keywords.refresh().archive_sources
 
     # --- dense ---------------------------------------------------------------------------------
     def _dense_search(self, qvec: list[float], n: int, filters: Filters) -> list[tuple[str, float, str, dict[str, Any]]]:

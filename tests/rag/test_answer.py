@@ -192,14 +192,15 @@ def test_answer_from_model_knowledge_is_withheld(archive: Settings) -> None:
 
 
 def test_yes_no_verdict_is_kept_flagged_when_the_rest_is_unsupported(archive: Settings) -> None:
-    # The explanation is in no passage; the verdict is kept, with the passages it rests on quoted and a note.
+    # The model's explanation is in no passage; only its verdict is used, with the passages it rests on
+    # quoted and a note that the verdict is a judgement.
     with StubOpenAI(reply="Yes, the company took back every speaker it ever sold worldwide [1].") as stub:
         s = archive.model_copy(update={"generator": "openai", "openai_base_url": stub.url})
         a = ask("Did Novalink recall Aerio X2 speakers?", settings=s)
     assert not a.refused and a.text.startswith("Yes.")
     assert "worldwide" not in a.text
     assert a.citations and any("Aerio" in c.quote or "Novalink" in c.title for c in a.citations)
-    assert any("only the yes/no verdict is shown" in n for n in a.notes)
+    assert any("judgement" in n for n in a.notes)
 
 
 def test_follow_up_rewrite_uses_the_llm(archive: Settings) -> None:

@@ -38,3 +38,25 @@ def test_local_model_refuses_what_the_archive_lacks(local: Settings) -> None:
     a = ask("What is the population of Saltmere?", settings=local)
     assert a.refused
     assert a.citations == []
+
+
+def test_local_model_answers_across_articles(local: Settings) -> None:
+    # A name: the model reads it from the passages, and it is kept because the quoted passage holds it.
+    a = ask("Who ordered the closure of the Port of Saltmere?", settings=local)
+    assert not a.refused and a.text.startswith("Yvonne Castellane."), a.text
+    assert a.citations[0].source == "Harbor Ledger" and "Yvonne Castellane" in a.citations[0].quote
+    # Which outlet: the article's own metadata.
+    a = ask("Which outlet reported that Iran-backed militias in Iraq are preparing mass demonstrations against Israel?", settings=local)
+    assert a.text.startswith("Breitbart reported it"), a.text
+    # Which came first: the two articles' dates (2024-01-18 and 2024-02-12), compared in code.
+    a = ask("Which came first: the Riverton council budget vote or Storm Ingrid closing the Port of Saltmere?", settings=local)
+    assert a.text.startswith("“the Riverton council budget vote” came first, 25 days before"), a.text
+    assert [c.source for c in a.citations] == ["Valley Courier", "Harbor Ledger"]
+
+
+def test_local_model_verdicts_accept_paraphrase_and_reject_the_unsupported(local: Settings) -> None:
+    a = ask("Did the Harbor Ledger report that the port shut down because of very strong winds?", settings=local)
+    assert a.text.startswith("Yes. Harbor Ledger"), a.text
+    assert a.citations and a.citations[0].source == "Harbor Ledger"
+    a = ask("Did the Harbor Ledger report that the Port of Saltmere stayed open to ships throughout Storm Ingrid?", settings=local)
+    assert a.text.startswith("No. Harbor Ledger"), a.text

@@ -1,0 +1,163 @@
+"""Reading a question before answering it: which outlets it names, and what kind of answer it wants.
+
+All in code (no model): the plan decides how retrieval is split (one search per outlet named) and how
+the answer is made (a verdict, a name, an outlet or date read from the articles' metadata, an order
+of two reports computed from their dates, or free text).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+from rag.policy import is_yes_no_question
+
+# What the question asks for.
+YES_NO = "yes_no"  # "Does X say ...?", "Was A reported before B?"
+ENTITY = "entity"  # "Which company ...?", "Who is the person ...?": a name
+CHOICE = "choice"  # "..., consistent or inconsistent?": one of the options it lists
+OUTLET = "outlet"  # "Which outlet reported ...?": the article's own metadata
+PUBLISHED = "published"  # "When was ... reported?": the article's own date
+FIRST = "first"  # "Which came first: X or Y?": the order of two reports, by their dates
+OPEN = "open"  # anything else: sentences written from the passages
+
+_WH = r"(?:who|whom|whose|what|which|when|where|why|how)"
+_AUX = r"(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)"
+_OUTLET_WORDS = r"(?:outlet|news\s+source|news\s+outlet|publication|newspaper|paper|site|website|news\s+site|source|media\s+outlet|news\s+organi[sz]ation|magazine|blog)"
+_REPORT = r"(?:report(?:ed|s)?|publish(?:ed|es)?|cover(?:ed|s)?|wrote|write|writes|first\s+report(?:ed)?|broke|announce[ds]?|ran)"
+
+
+@dataclass(frozen=True)
+class QuestionPlan:
+    kind: str
+    outlets: tuple[str, ...] = ()  # archive outlets the question names, in order of mention
+    options: tuple[str, ...] = ()  # CHOICE / FIRST: the alternatives, as written
+    topic: str = ""  # OUTLET / PUBLISHED: what was reported (the question without the metadata ask)
+
+
+def _aliases(source: str) -> list[str]:
+    """Ways a question may name an outlet: 'The Roar | Sports Writers Blog' is also 'The Roar';
+    'The Independent - Sports' also 'The Independent'; 'Cnbc | World ...' also 'CNBC'."""
+    out = [source]
+    head = re.split(r"\s+[|–—-]\s+|:\s+", source)[0].strip()
+    if head and head != source:
+        out.append(head)
+    for name in list(out):
+        if name.lower().startswith("the ") and len(name) > 8:
+            out.append(name[4:])
+    return [a for a in dict.fromkeys(out) if len(a) >= 3]
+
+
+def match_outlets(question: str, sources: Iterable[str]) -> tuple[str, ...]:
+    """The archive outlets a question names, in order of mention. A short name shared by several outlets
+    ('The Independent') names them all; the longest name wins where names overlap."""
+    hits: list[tuple[int, int, str]] = []  # (start, end, source)
+    for src in sources:
+        if not src:
+            continue
+        for alias in _aliases(src):
+            # Case-sensitive ("The Age" the outlet, not "the age of"), except that an acronym may be
+            # written in capitals ("Cnbc" is asked about as "CNBC").
+            pat = re.compile(r"(?<![\w])" + re.escape(alias) + r"(?![\w])")
+            found = list(pat.finditer(question))
+            if not found and alias[:1].isupper() and alias[1:].islower() and len(alias) <= 6:
+                found = [m for m in re.finditer(r"(?<![\w])" + re.escape(alias.upper()) + r"(?![\w])", question)]
+            hits.extend((m.start(), m.end(), src) for m in found)
+    # The longest match at each place wins; overlapping shorter ones are dropped, equal spans all kept.
+    hits.sort(key=lambda h: (h[0], -(h[1] - h[0])))
+    kept: list[tuple[int, int, str]] = []
+    for h in hits:
+        if any(k[0] <= h[0] < k[1] and (k[1] - k[0]) > (h[1] - h[0]) for k in kept):
+            continue
+        kept.append(h)
+    return tuple(dict.fromkeys(s for _, _, s in sorted(kept)))
+
+
+def _first_options(question: str) -> tuple[str, ...]:
+    """'Which came first: X or Y?', 'Which happened earlier, X or Y?', 'What was reported first, X or Y?'."""
+    m = re.match(rf"\s*{_WH}\b[^:,?]*?\b(?:first|earlier|sooner|later|last|more\s+recent(?:ly)?|most\s+recent(?:ly)?)\b\s*[:,]?\s*(.+?)\s+or\s+(.+?)\s*\?*\s*$",
+                 question, re.I)
+    if not m:
+        return ()
+    a, b = (x.strip(" \"'“”‘’,:") for x in m.groups())
+    return (a, b) if a and b else ()
+
+
+def first_wants_later(question: str) -> bool:
+    """'Which came later/last/more recently' asks for the second of the two, not the first."""
+    return bool(re.search(r"\b(later|last|more\s+recent(?:ly)?|most\s+recent(?:ly)?)\b", question.split(":")[0], re.I))
+
+
+# Relations a question may ask to choose between, wherever they stand in it ("... reported before or after ...").
+_RELATION_PAIRS = r"(before|after|earlier|later|consistent|inconsistent|agree|disagree|similar|different|same|change|consistency|" \
+                  r"increase|decrease|higher|lower|more|less|positive|negative|support|oppose)"
+
+
+def _choice_options(question: str) -> tuple[str, ...]:
+    """An either/or: a relation pair anywhere ('before or after', 'consistent or inconsistent'), or short
+    alternatives of the same shape ending the question ('..., The Verge or Wired?')."""
+    m = re.search(rf"\b{_RELATION_PAIRS}\s+or\s+{_RELATION_PAIRS}\b", question, re.I)
+    if m and m.group(1).lower() != m.group(2).lower():
+        return (m.group(1), m.group(2))
+    m = re.search(r"\s+or\s+((?:[\w'’.\-]+\s){0,2}[\w'’.\-]+)\s*\?\s*$", question)
+    if not m:
+        return ()
+    b = m.group(1).strip()
+    before = re.split(r"[,:;]", question[: m.start()])[-1].split()
+    a = " ".join(before[-len(b.split()):]).strip()
+    if not a or not b or a.lower() == b.lower() or re.fullmatch(rf"{_AUX}|{_WH}|not", a, re.I):
+        return ()
+    # Only names ("The Verge or Wired?"): plain words there usually end a yes/no question ("... conditions or treatments?").
+    if not (a[:1].isupper() and b[:1].isupper()):
+        return ()
+    return (a, b)
+
+
+def plan_question(question: str, sources: Iterable[str] = ()) -> QuestionPlan:
+    """The kind of answer a question wants and the outlets it names (matched against ``sources``)."""
+    q = question.strip()
+    outlets = match_outlets(q, sources)
+    if first := _first_options(q):
+        return QuestionPlan(FIRST, outlets, first)
+    # The main clause: the first question word or auxiliary at the start or after a lead-in clause
+    # ("Considering the articles by X and Y, which company ...", "After X reported ..., did Y ...").
+    head = re.search(rf"(?:^|,\s*)(?:in\s+)?({_WH}|{_AUX})\b", q, re.I)
+    main = q[head.start():].lstrip(", ") if head else q
+    m = re.match(rf"\s*(?:which|what)\s+{_OUTLET_WORDS}\s+(?:(?:first\s+)?{_REPORT}|(?:was|is)\s+(?:it\s+)?(?:that|the\s+one\s+that)\s+{_REPORT})\s+(?:that\s+|on\s+|about\s+)?(.+)$", main, re.I) \
+        or re.match(rf"\s*who\s+(?:first\s+)?(?:reported|published|broke\s+the\s+news|covered)\s+(?:that\s+|on\s+|about\s+)?(.+)$", main, re.I) \
+        or re.match(rf"\s*in\s+which\s+{_OUTLET_WORDS}\s+(?:was|did|were)\s+(.+?)\s+(?:reported|published|covered|appear)\b.*$", main, re.I)
+    if m:
+        return QuestionPlan(OUTLET, outlets, topic=m.group(1).rstrip(" ?"))
+    m = re.match(rf"\s*when\s+(?:was|were)\s+(.+?)\s+(?:first\s+)?(?:reported|published|covered)\b(.*)$", main, re.I) \
+        or re.match(rf"\s*when\s+did\s+(.+?)\s+(?:first\s+)?(?:report|publish|cover|write\s+about)\s+(.+)$", main, re.I) \
+        or re.match(rf"\s*on\s+what\s+(?:date|day)\s+(?:was|were|did)\s+(.+?)\s+(?:reported|published|report|publish)\b(.*)$", main, re.I)
+    if m:
+        topic = " ".join(g.strip(" ?") for g in m.groups() if g and g.strip(" ?"))
+        return QuestionPlan(PUBLISHED, outlets, topic=topic)
+    if choice := _choice_options(q):
+        return QuestionPlan(CHOICE, outlets, choice)
+    if is_yes_no_question(main):
+        return QuestionPlan(YES_NO, outlets)
+    # "Who is Ali al-Daffayi?" asks about a person already named: that wants sentences, not a name.
+    if re.match(r"\s*(?i:who|what)\s+(?i:is|was|are|were)\s+(?!the\b|a\b|an\b)[A-Z0-9]", main):
+        return QuestionPlan(OPEN, outlets)
+    if re.match(r"\s*(?:in\s+)?(?:which|who|whom|what\s+(?:is|was|are|were)\s+the\s+name|what\s+(?:type|kind|sort)s?\s+of|what\s+(?:\w+\s+){0,2}(?:company|person|team|organi[sz]ation|"
+                r"individual|entity|entities|country|city|player|firm|platform|product|event|institution|agency|brand|group|club|athlete|"
+                r"politician|executive|figure|celebrity|artist|musician|film|show|movie|game|app|service|sportsbook|league|state|author|"
+                r"character|network|model|device|console|book|song|album)\b)", main, re.I):
+        return QuestionPlan(ENTITY, outlets)
+    return QuestionPlan(OPEN, outlets)
+
+
+
+
+def outlet_clause(question: str, outlet: str) -> str:
+    """The part of the question about one outlet: from where it is named to the next clause
+    ("Does The Verge say X, while The Age implies Y?" -> "The Verge say X"); '' when it is not named."""
+    starts = [m.start() for a in _aliases(outlet) for m in re.finditer(r"(?<![\w])" + re.escape(a) + r"(?![\w])", question)]
+    if not starts:
+        return ""
+    start = min(starts)
+    end = re.search(r",\s+(?:while|and|but|whereas)\s+|;\s+|\s+(?:while|whereas)\s+", question[start:])
+    return question[start: start + end.start()] if end else question[start:]

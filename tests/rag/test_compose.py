@@ -1,0 +1,104 @@
+"""Answers written in code: verdicts with quotes, names kept only when the passages hold them, outlets and
+dates read from metadata, the order of two reports (hand-made passages, the real embedder, no model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.citations import build_index
+from rag.config import Settings
+from rag.compose import compose_entity, compose_first, compose_reported, compose_verdict, mentions, parse_short, short_prompt
+from rag.generators.base import GenerationInput
+from rag.planner import CHOICE, ENTITY, YES_NO, QuestionPlan, plan_question
+from rag.types import Passage
+
+
+def _p(n: int, source: str, date: str, text: str) -> Passage:
+    return Passage(number=n, chunk_id=f"c{n}", article_id=f"a{n}", title=f"Story {n}", source=source, date=date,
+                   url=f"https://x.example/{n}", text=text, full_text=text, start=0, end=len(text), score=1.0)
+
+
+PASSAGES = [
+    _p(1, "Metro Wire", "2024-03-12", "Storm Ingrid closed the Port of Saltmere on Sunday. Harbour master Yvonne Castellane ordered ships to anchor."),
+    _p(2, "Harbour Gazette", "2024-03-15", "The Port of Saltmere reopened on Wednesday after repairs. Dockworkers cleared debris from the quay."),
+    _p(3, "Riverton Post", "2024-02-20", "Riverton City Council approved a $412.6 million budget on Tuesday. Mayor Elena Marquez praised the vote."),
+]
+OUTLETS = ["Metro Wire", "Harbour Gazette", "Riverton Post"]
+
+
+def _inp(embedder, question: str, passages=PASSAGES) -> GenerationInput:
+    index = build_index(passages, embedder.embed)
+    return GenerationInput(question=question, user_question=question, date_phrases=(), passages=tuple(passages), index=index,
+                           query_vector=np.asarray(embedder.get_query_embedding(question), dtype=np.float32))
+
+
+def test_short_replies_are_parsed_strictly() -> None:
+    yn, choice, ent = QuestionPlan(YES_NO), QuestionPlan(CHOICE, options=("consistent", "inconsistent")), QuestionPlan(ENTITY)
+    assert parse_short(yn, "Yes.") == "yes" and parse_short(yn, "no, it does not [1]") == "no" and parse_short(yn, "Maybe") is None
+    assert parse_short(choice, "Inconsistent.") == "inconsistent" and parse_short(choice, "consistent") == "consistent"
+    assert parse_short(ent, "The answer is: Yvonne Castellane.") == "Yvonne Castellane"
+    assert parse_short(ent, "unknown") is None and parse_short(ent, "The archive does not say.") is None
+    assert parse_short(ent, "The harbour master of the port who ordered all the ships to anchor on Sunday") is None
+    system, user, n = short_prompt(choice, "[1] ...", "Consistent or inconsistent?")
+    assert "consistent or inconsistent" in user and n <= 8 and "short answer" in system
+
+
+def test_two_outlet_verdict_quotes_each_outlet_and_cites_it(embedder) -> None:
+    q = "Did Metro Wire report that the port closed, while Harbour Gazette reported that it reopened?"
+    plan = plan_question(q, OUTLETS)
+    assert plan.kind == YES_NO and plan.outlets == ("Metro Wire", "Harbour Gazette")
+    inp = _inp(embedder, q)
+    text, citations, notes = compose_verdict(plan, "yes", inp, [("Metro Wire", (1,)), ("Harbour Gazette", (2,))], embedder.embed)
+    assert text.startswith("Yes. Metro Wire (12 March 2024): “Storm Ingrid closed the Port of Saltmere on Sunday.” [1]")
+    assert "Harbour Gazette (15 March 2024): “The Port of Saltmere reopened on Wednesday after repairs.” [2]" in text
+    assert [c.source for c in citations] == ["Metro Wire", "Harbour Gazette"] and "judgement" in notes[0]
+
+
+def test_a_name_is_kept_only_when_the_passages_hold_it(embedder) -> None:
+    q = "Who ordered ships to anchor when the port closed?"
+    inp = _inp(embedder, q)
+    text, citations, _ = compose_entity("Yvonne Castellane", inp, [], embedder.embed, Settings())
+    assert text == "Yvonne Castellane. Metro Wire (12 March 2024): “Harbour master Yvonne Castellane ordered ships to anchor.” [1]"
+    assert citations[0].quote == "Harbour master Yvonne Castellane ordered ships to anchor."
+    assert compose_entity("Ines Halvorsen", inp, [], embedder.embed, Settings()) is None  # invented: no passage names her
+    assert mentions("Harbour master Yvonne Castellane", "castellane, yvonne") and not mentions("Yvonne", "Yvonne Castellane")
+
+
+def test_which_outlet_is_read_from_the_supporting_passage(embedder) -> None:
+    q = "Which outlet reported that the Port of Saltmere reopened after repairs?"
+    plan = plan_question(q, OUTLETS)
+    text, citations, _ = compose_reported(plan.topic, _inp(embedder, q), embedder.embed, 0.5, published=False)
+    assert text.startswith("Harbour Gazette reported it (15 March 2024): “The Port of Saltmere reopened") and citations[0].number == 1
+    assert compose_reported("the council voted to build a stadium in Veloria", _inp(embedder, q), embedder.embed, 0.5, published=False) is None
+
+
+def test_when_it_was_reported_is_the_supporting_article_date(embedder) -> None:
+    q = "When was the closure of the Port of Saltmere by Storm Ingrid reported?"
+    plan = plan_question(q, OUTLETS)
+    text, _, _ = compose_reported(plan.topic, _inp(embedder, q), embedder.embed, 0.5, published=True)
+    assert text.startswith("It was reported on 12 March 2024 by Metro Wire")
+
+
+def test_which_came_first_compares_the_two_articles_dates(embedder) -> None:
+    q = "Which came first: the port reopening after repairs or the council budget vote?"
+    plan = plan_question(q, OUTLETS)
+    parts = [(plan.options[0], (2, 1)), (plan.options[1], (3,))]
+    text, citations, notes = compose_first(plan, _inp(embedder, q), parts, embedder.embed, 0.5)
+    assert text.startswith("“the council budget vote” came first, 24 days before “the port reopening after repairs”")
+    assert [c.source for c in citations] == ["Riverton Post", "Harbour Gazette"] and "publication dates" in notes[0]
+    later = "Which came later: the port reopening after repairs or the council budget vote?"
+    text, _, _ = compose_first(plan_question(later, OUTLETS), _inp(embedder, later), parts, embedder.embed, 0.5)
+    assert text.startswith("“the port reopening after repairs” came later, 24 days after “the council budget vote”")
+    # A report the archive does not hold: no order is claimed.
+    parts = [("the stadium opening in Veloria", (3,)), (plan.options[0], (2,))]
+    assert compose_first(plan, _inp(embedder, q), parts, embedder.embed, 0.5) is None
+
+
+@pytest.mark.parametrize("value", ["consistent", "inconsistent"])
+def test_choice_verdict_names_the_option(embedder, value: str) -> None:
+    q = "Is the coverage of the port by Metro Wire and Harbour Gazette consistent or inconsistent?"
+    plan = plan_question(q, OUTLETS)
+    assert plan.kind == CHOICE
+    text, _, _ = compose_verdict(plan, value, _inp(embedder, q), [("Metro Wire", (1,)), ("Harbour Gazette", (2,))], embedder.embed)
+    assert text.startswith(value.capitalize() + ". Metro Wire")

@@ -1,0 +1,66 @@
+"""Reading a question: its kind, the outlets it names, its alternatives (hand-made questions, no model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.planner import CHOICE, ENTITY, FIRST, OPEN, OUTLET, PUBLISHED, YES_NO, first_wants_later, match_outlets, outlet_clause, plan_question
+
+OUTLETS = ["The Verge", "TechCrunch", "The Age", "The Roar | Sports Writers Blog", "Cnbc | World Business News Leader",
+           "The Independent - Sports", "The Independent - Life and Style", "Metro Wire", "Harbour Gazette"]
+
+
+@pytest.mark.parametrize("question,kind", [
+    ("Does The Verge say that the deal was unnecessary, while TechCrunch calls it anticompetitive?", YES_NO),
+    ("After The Age reported the vote on 22 October, did Metro Wire report a recount?", YES_NO),
+    ("Was the storm reported by Metro Wire before or after Harbour Gazette reported the closure?", CHOICE),
+    ("Between the two reports, is the portrayal of the council consistent or inconsistent?", CHOICE),
+    ("Which company is accused of anticompetitive practices by TechCrunch and The Verge?", ENTITY),
+    ("Considering the articles by Metro Wire and Harbour Gazette, which person ordered the ships to anchor?", ENTITY),
+    ("Who is the harbour master who ordered ships to anchor?", ENTITY),
+    ("What type of establishments offer welcome bonuses?", ENTITY),
+    ("Which outlet reported that the Port of Saltmere closed?", OUTLET),
+    ("Who reported that Storm Ingrid closed the port?", OUTLET),
+    ("Between the two articles, which news source reported on the storm?", OUTLET),
+    ("When was the closure of the Port of Saltmere reported?", PUBLISHED),
+    ("Which came first: the budget vote or the port closure?", FIRST),
+    ("Which happened later, the rate decision or the storm?", FIRST),
+    ("Who is Ali al-Daffayi?", OPEN),
+    ("What did the mayor say about the budget?", OPEN),
+    ("Summarise the storm coverage.", OPEN),
+])
+def test_kind(question: str, kind: str) -> None:
+    assert plan_question(question, OUTLETS).kind == kind
+
+
+def test_outlets_are_matched_by_their_short_names_and_in_order() -> None:
+    q = "Does The Roar suggest X, while 'TechCrunch' and a CNBC article imply Y, and The Independent disagrees?"
+    assert match_outlets(q, OUTLETS) == ("The Roar | Sports Writers Blog", "TechCrunch", "Cnbc | World Business News Leader",
+                                         "The Independent - Life and Style", "The Independent - Sports")
+    # The longest name wins where names overlap; "the age of" is not the outlet The Age.
+    assert match_outlets("Did The Independent - Sports report it?", OUTLETS) == ("The Independent - Sports",)
+    assert match_outlets("In the age of AI, did Metro Wire report it?", OUTLETS) == ("Metro Wire",)
+    assert match_outlets("Did Wired report it?", OUTLETS) == ()
+
+
+def test_options_of_first_and_choice_questions() -> None:
+    p = plan_question("Which came first: the budget vote or the port closure?", OUTLETS)
+    assert p.options == ("the budget vote", "the port closure") and not first_wants_later(p.options[0])
+    assert first_wants_later("Which happened later, the rate decision or the storm?")
+    p = plan_question("Was the storm reported by Metro Wire before or after Harbour Gazette reported the closure?", OUTLETS)
+    assert p.options == ("before", "after") and p.outlets == ("Metro Wire", "Harbour Gazette")
+    assert plan_question("Which outlet covered the storm first, Metro Wire or Harbour Gazette?", OUTLETS).options == ("Metro Wire", "Harbour Gazette")
+    # Plain words joined by "or" at the end of a yes/no question are part of its claim, not alternatives.
+    assert plan_question("Did Metro Wire report delays from the storm or the strike?", OUTLETS).kind == YES_NO
+
+
+def test_outlet_question_topic_is_what_was_reported() -> None:
+    assert plan_question("Which outlet reported that the Port of Saltmere closed?", OUTLETS).topic == "the Port of Saltmere closed"
+    assert plan_question("When was the closure of the Port of Saltmere first reported?", OUTLETS).topic == "the closure of the Port of Saltmere"
+
+
+def test_outlet_clause_is_the_part_of_the_question_about_that_outlet() -> None:
+    q = "Does 'The Verge' say that the deal was unnecessary, while 'TechCrunch' calls it anticompetitive?"
+    assert outlet_clause(q, "The Verge") == "The Verge' say that the deal was unnecessary"
+    assert outlet_clause(q, "TechCrunch") == "TechCrunch' calls it anticompetitive?"
+    assert outlet_clause(q, "Metro Wire") == ""
