@@ -304,3 +304,51 @@ def claims(question: str, parts: Parts, index: Mapping[int, PassageIndex]) -> li
             return []
         out.append((claim, nums[0]))
     return out if len(out) >= 2 else []
+
+
+_ORDER_WORD = re.compile(r"\b(before|after|earlier than|later than|prior to)\b", re.I)
+_REPORT_VERB = re.compile(r"\b(report\w*|mention\w*|discuss\w*|cover\w*|publish\w*|highlight\w*|wrote|write\w*|announc\w*|said|say\w*)\b", re.I)
+
+
+def order_question(question: str, parts: Parts) -> tuple[str, str, str] | None:
+    """'Did A report X before B reported Y?': (outlet A, 'before'|'after', outlet B), or None when the
+    question does not ask for the order of two outlets' reports."""
+    if len(parts) != 2 or not re.match(r"\s*(did|was|were|has|had|is)\b", question, re.I):
+        return None
+    if re.search(r"\b(while|both|fail\w*|not|never|same manner|consisten\w*|inconsisten\w*)\b", question, re.I):
+        return None
+    starts = []
+    for label, _ in parts:
+        clause = outlet_clause(question, label)
+        if not clause:
+            return None
+        starts.append((question.find(clause), label))
+    (pa, a), (pb, b) = sorted(starts)
+    m = _ORDER_WORD.search(question, pa, pb)
+    if not m or not _REPORT_VERB.search(question):
+        return None
+    return a, ("before" if m.group(1).lower() in ("before", "earlier than", "prior to") else "after"), b
+
+
+def compose_order(plan: QuestionPlan, inp: GenerationInput, parts: Parts, embed: Embed) -> tuple[str, list, list[str]] | None:
+    """Yes or no from the two outlets' article dates (their best passage for the question), then the quotes."""
+    order = order_question(inp.question, parts)
+    if order is None:
+        return None
+    a, relation, b = order
+    best = {label: next((n for n in nums if n in inp.index and inp.index[n].passage.date), None) for label, nums in parts}
+    na, nb = best.get(a), best.get(b)
+    if na is None or nb is None or na == nb:
+        return None
+    pa, pb = inp.index[na].passage, inp.index[nb].passage
+    days = (dt.date.fromisoformat(pb.date) - dt.date.fromisoformat(pa.date)).days
+    if days == 0:
+        return None  # the same day: the dates cannot tell which came first
+    verdict = (days > 0) == (relation == "before")
+    when = f"{abs(days)} day{'s' if abs(days) != 1 else ''} {'before' if days > 0 else 'after'}"
+    vectors = _part_vectors(inp, parts, [na, nb], embed)
+    head = CheckedSentence(text=f"{'Yes' if verdict else 'No'}: {pa.source} published it on {nice_date(pa.date)}, {when} {pb.source} "
+                                f"({nice_date(pb.date)}).", cited=[na, nb], status="connective")
+    quotes = _quoted([na, nb], inp.index, vectors)
+    text, citations = render([head, *quotes], dict(inp.index), {}, yes_no=True)
+    return text, citations, ["the order comes from the articles' publication dates"]

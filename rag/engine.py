@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Iterator
 
-from rag.compose import SHORT_KINDS, compose_entity, compose_first, compose_reported, compose_verdict, short_reply
+from rag.compose import SHORT_KINDS, compose_entity, compose_order, compose_first, compose_reported, compose_verdict, short_reply
 from rag.config import Settings
 from rag.embed import SentenceTransformerEmbedding, get_embedder
 from rag.generators import create_generator, resolve_generator_name
@@ -33,7 +33,7 @@ from rag.pipeline import (
     select_context,
     verify,
 )
-from rag.planner import ENTITY, FIRST, OUTLET, PUBLISHED, plan_question
+from rag.planner import ENTITY, FIRST, OUTLET, PUBLISHED, YES_NO, plan_question
 from rag.policy import refusal_text, retrieval_confident
 from rag.retrieve import Retriever
 from rag.store import Store
@@ -158,6 +158,8 @@ class Engine:
             composed = compose_reported(qplan.topic or standalone, inp, self.embedder.embed, s.min_support, qplan.kind == PUBLISHED)
         elif qplan.kind == FIRST:                                                                       # 6b. dates compared
             composed = compose_first(qplan, inp, found.parts, self.embedder.embed, s.min_support)
+        elif qplan.kind == YES_NO and (composed := compose_order(qplan, inp, found.parts, self.embedder.embed)) is not None:
+            pass                                                                                        # 6b. dates compared
         elif qplan.kind in SHORT_KINDS and gen.uses_model:                                              # 6c. a short reply
             # Fewer, shorter passages: every prompt token costs the user time before the reply.
             few = dataclasses.replace(found, passages=found.passages[: max(s.short_top_k, 1 + len(found.parts))])

@@ -19,10 +19,12 @@ import datetime as dt
 import ipaddress
 import logging
 import os
+import queue
 import re
 import shutil
 import socket
 import threading
+import time
 import unicodedata
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -206,6 +208,25 @@ def friendly(exc: BaseException) -> str:
     return f"Something went wrong ({type(exc).__name__}). The details are in the server log."
 
 
+STOPPED_MESSAGE = "⏹ Stopped. The unfinished answer was discarded: it had not been checked against the sources."
+
+
+def _pump(engine: Any, question: str, history: list, filters: Any, generator: str | None, out: queue.Queue, cancel: threading.Event) -> None:
+    """Run one answer in a worker thread, passing its pieces on; on ``cancel``, close the stream (which stops
+    the model at its next token) and drop the rest."""
+    stream = engine.ask_stream(question, history=history, filters=filters, generator=generator)
+    try:
+        for piece in stream:
+            if cancel.is_set():
+                break
+            out.put(("piece", piece))
+    except Exception as exc:  # noqa: BLE001 - handed to the chat loop, which shows it
+        out.put(("error", exc))
+    finally:
+        stream.close()
+        out.put(("done", None))
+
+
 # --- the app state and handlers ----------------------------------------------------------------------
 class BylineUI:
     """Handlers bound to one Settings. Each is a plain function of plain values (the tests call them)."""
@@ -215,6 +236,7 @@ class BylineUI:
         self._engine: Any = None
         self._ingestor: Any = None
         self._lock = threading.Lock()
+        self._stops: dict[str, threading.Event] = {}  # browser session -> the stop signal of its current answer
 
     # ---- engine and generators ----------------------------------------------------------------
     @property
@@ -281,8 +303,14 @@ class BylineUI:
 
     # ---- chat ---------------------------------------------------------------------------------
     def respond(self, question: str, state: dict | None, sources: Sequence[str] | None, date_from: str, date_to: str,
-                generator: str) -> Iterator[tuple[list[dict], dict, str, str]]:
-        """Stream one turn. Yields (chat messages, state, sources panel HTML, question box value)."""
+                generator: str, request: gr.Request | None = None) -> Iterator[tuple[list[dict], dict, str, str]]:
+        """Stream one turn. Yields (chat messages, state, sources panel HTML, question box value).
+
+        The engine runs in a worker thread, so that this loop can show the elapsed time while the model
+        reads, and end the turn at once when Stop is pressed (``stop``): the worker then closes the
+        answer stream, which stops the model at its next token. An unfinished answer is never shown as
+        an answer: it has not been checked against the sources.
+        """
         state = {"display": list((state or {}).get("display", [])), "history": list((state or {}).get("history", []))}
         display, history = state["display"], state["history"]
         q = (question or "").strip()
@@ -299,15 +327,43 @@ class BylineUI:
             display.append({"role": "assistant", "content": esc_chat(msg)})
             yield list(display), state, notice_html(msg), q  # keep the question so it can be re-sent
             return
-        display.append({"role": "assistant", "content": "…"})
+        stop = self._new_turn(request)
+        display.append({"role": "assistant", "content": "Searching the archive…"})
         yield list(display), state, placeholder_panel("Searching the archive…"), ""
-        streamed = ""
+        pieces: queue.Queue = queue.Queue()
+        cancel = threading.Event()
+        worker = threading.Thread(target=_pump, args=(self.engine, q, list(history), filters, gen, pieces, cancel), daemon=True,
+                                  name="byline-answer")
+        worker.start()
+        t0 = time.monotonic()
+        streamed, status = "", "Searching the archive"
         answer: Answer | None = None
+        panel = placeholder_panel("Writing the answer…")
         try:
-            panel = placeholder_panel("Writing the answer…")
-            for piece in self.engine.ask_stream(q, history=list(history), filters=filters, generator=gen):
+            while True:
+                try:
+                    kind, piece = pieces.get(timeout=0.25)
+                except queue.Empty:
+                    kind, piece = "tick", None
+                if stop.is_set():
+                    cancel.set()
+                    display[-1] = {"role": "assistant", "content": STOPPED_MESSAGE}
+                    yield list(display), state, panel, q  # the question stays in the box, to edit or re-send
+                    return
+                if kind == "done":
+                    break
+                if kind == "error":
+                    raise piece
+                if kind == "tick":
+                    if not streamed:  # still waiting for words: say what is happening and for how long
+                        display[-1] = {"role": "assistant", "content": f"{status}… {time.monotonic() - t0:.0f} s"}
+                        yield list(display), state, panel, ""
+                    continue
                 if isinstance(piece, Sources):  # shown while the answer is written
                     panel = reading_panel(piece)
+                    n_articles = len({p.article_id for p in piece.passages})
+                    status = f"Reading {n_articles} article{'s' if n_articles != 1 else ''}"
+                    display[-1] = {"role": "assistant", "content": f"{status}… {time.monotonic() - t0:.0f} s"}
                     yield list(display), state, panel, ""
                 elif isinstance(piece, str):
                     if not piece:
@@ -318,11 +374,14 @@ class BylineUI:
                 else:
                     answer = piece
         except Exception as exc:  # noqa: BLE001 - shown as a message, never as a trace
+            cancel.set()
             msg = friendly(exc)
             gr.Warning(msg)
             display[-1] = {"role": "assistant", "content": "⚠️ " + esc_chat(msg)}
             yield list(display), state, notice_html(msg), ""
             return
+        finally:
+            cancel.set()  # the page went away mid-answer (Gradio closes this generator): stop the model too
         if answer is None:
             msg = "The answer generator stopped without an answer. Try again."
             display[-1] = {"role": "assistant", "content": "⚠️ " + esc_chat(msg)}
@@ -331,6 +390,21 @@ class BylineUI:
         display[-1] = {"role": "assistant", "content": answer_chat_message(answer)}
         history.extend([{"role": "user", "content": q}, {"role": "assistant", "content": answer.text}])
         yield list(display), state, sources_panel(answer), ""
+
+    def _new_turn(self, request: gr.Request | None) -> threading.Event:
+        """A fresh stop signal for this browser session's answer (``stop`` sets it)."""
+        key = getattr(request, "session_hash", None) or "default"
+        with self._lock:
+            event = self._stops[key] = threading.Event()
+        return event
+
+    def stop(self, request: gr.Request | None = None) -> None:
+        """Stop the answer being written for this browser session (a no-op when none is)."""
+        key = getattr(request, "session_hash", None) or "default"
+        with self._lock:
+            event = self._stops.get(key)
+        if event is not None:
+            event.set()
 
     def clear(self) -> tuple[list, dict, str, str]:
         return [], {"display": [], "history": []}, placeholder_panel("Sources for the answer appear here."), ""
@@ -428,6 +502,7 @@ def build_app(settings: Settings) -> gr.Blocks:
                         question = gr.Textbox(show_label=False, placeholder="Ask a question about the archive…", scale=5,
                                               elem_id="byline-question", max_length=settings.max_question_chars, autofocus=True)
                         ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="byline-ask")
+                        stop_btn = gr.Button("Stop", variant="stop", scale=0, min_width=70, elem_id="byline-stop")
                     clear_btn = gr.Button("New conversation", size="sm", elem_id="byline-clear")
                     with gr.Accordion("Filters and answer generator", open=False, elem_id="byline-filters"):
                         outlet_dd = gr.Dropdown(choices=outlets, value=[], multiselect=True, label="Outlets",
@@ -465,6 +540,8 @@ def build_app(settings: Settings) -> gr.Blocks:
         chat_io = dict(inputs=[question, state, outlet_dd, date_from, date_to, generator], outputs=[chatbot, state, sources, question])
         question.submit(ui.respond, **chat_io, api_visibility="private", show_progress="minimal")
         ask_btn.click(ui.respond, **chat_io, api_visibility="private", show_progress="minimal")
+        # Not queued: it must run while this session's answer is still streaming.
+        stop_btn.click(ui.stop, None, None, api_visibility="private", queue=False)
         clear_btn.click(ui.clear, None, [chatbot, state, sources, question], api_visibility="private")
         chatbot.clear(ui.clear, None, [chatbot, state, sources, question], api_visibility="private")  # its trash icon
 

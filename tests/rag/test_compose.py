@@ -8,7 +8,7 @@ import pytest
 
 from rag.citations import build_index
 from rag.config import Settings
-from rag.compose import compose_entity, compose_first, compose_reported, compose_verdict, mentions, parse_short, short_prompt
+from rag.compose import compose_entity, compose_first, compose_order, order_question, compose_reported, compose_verdict, mentions, parse_short, short_prompt
 from rag.generators.base import GenerationInput
 from rag.planner import CHOICE, ENTITY, YES_NO, QuestionPlan, plan_question
 from rag.types import Passage
@@ -102,3 +102,18 @@ def test_choice_verdict_names_the_option(embedder, value: str) -> None:
     assert plan.kind == CHOICE
     text, _, _ = compose_verdict(plan, value, _inp(embedder, q), [("Metro Wire", (1,)), ("Harbour Gazette", (2,))], embedder.embed)
     assert text.startswith(value.capitalize() + ". Metro Wire")
+
+
+def test_did_a_report_before_b_is_answered_from_the_two_dates(embedder) -> None:
+    parts = [("Metro Wire", (1,)), ("Harbour Gazette", (2,))]
+    q = "Did Metro Wire report the port closure before Harbour Gazette reported the reopening?"
+    assert order_question(q, parts) == ("Metro Wire", "before", "Harbour Gazette")
+    text, citations, notes = compose_order(plan_question(q, OUTLETS), _inp(embedder, q), parts, embedder.embed)
+    assert text.startswith("Yes: Metro Wire published it on 12 March 2024, 3 days before Harbour Gazette (15 March 2024). [1][2]")
+    assert "publication dates" in notes[0] and [c.source for c in citations] == ["Metro Wire", "Harbour Gazette"]
+    q = "Did Metro Wire cover the storm after Harbour Gazette?"
+    text, _, _ = compose_order(plan_question(q, OUTLETS), _inp(embedder, q), parts, embedder.embed)
+    assert text.startswith("No: Metro Wire published it on 12 March 2024, 3 days before Harbour Gazette")
+    # Not an order question: a claim about each outlet, or a lead-in date.
+    assert order_question("Did Metro Wire say the port closed, while Harbour Gazette said it reopened?", parts) is None
+    assert order_question("After Metro Wire reported the closure, did Harbour Gazette report the reopening?", parts) is None

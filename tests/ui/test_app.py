@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
+import threading
+import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +22,7 @@ from rag.errors import ConfigError, StoreError
 from rag.types import Answer, Citation, Passage, Sources
 from tests.conftest import DATA_DIR, FIXTURES
 from ui import format as fmt
-from ui.app import BylineUI, build_app, build_filters, check_binding, run_from_cli, safe_upload_name, save_uploads
+from ui.app import STOPPED_MESSAGE, BylineUI, build_app, build_filters, check_binding, run_from_cli, safe_upload_name, save_uploads
 
 CORPUS = FIXTURES / "corpus"
 XSS = "<img src=x onerror=alert(1)>"
@@ -233,6 +235,46 @@ def test_respond_shows_the_passages_before_the_answer_text(settings: Settings) -
     assert "Reading 1 passage " in panel and "Valley Courier" in panel and "<img" not in panel
     assert "byline-reading" in steps[first_with_text][2]  # the cards stay while the text streams
     assert _card_numbers(steps[-1][2]) == [1]  # then the verified answer's citations replace them
+
+
+def test_stop_ends_the_turn_at_once_and_closes_the_answer_stream(settings: Settings) -> None:
+    closed = threading.Event()
+    passage = Passage(number=1, chunk_id="a1:0", article_id="a1", title="Riverton", source="Valley Courier", date="2024-01-18",
+                      url="", text="The budget passed 7-2.", full_text="The budget passed 7-2.", start=0, end=22, score=1.0)
+
+    def endless(question, *, history=None, filters=None, generator=None):
+        try:
+            yield Sources([passage], question, {}, 0.05)
+            while True:  # a model that would write for ever
+                time.sleep(0.05)
+                yield "word "
+        finally:
+            closed.set()
+
+    ui = _with_pipeline(settings, endless)
+    steps = []
+    for step in ui.respond("How did the vote go?", None, [], "", "", "extractive"):
+        steps.append(step)
+        if "word word" in step[0][-1]["content"] and not closed.is_set():
+            t = time.monotonic()
+            ui.stop()
+    display, state, panel, box = steps[-1]
+    assert time.monotonic() - t < 1.0
+    assert display[-1]["content"] == STOPPED_MESSAGE and "word" not in display[-1]["content"]  # never shown as an answer
+    assert box == "How did the vote go?" and state["history"] == []  # the question is kept to re-send; nothing remembered
+    assert "Valley Courier" in panel  # the passages found stay visible
+    assert closed.wait(2)  # the stream (and with it the model) was stopped, not left running
+
+
+def test_the_wait_for_words_shows_its_stage_and_elapsed_time(settings: Settings) -> None:
+    def slow(question, *, history=None, filters=None, generator=None):
+        time.sleep(0.6)
+        yield "Done [1]."
+        yield _answer(text="Done [1].")
+
+    contents = [s[0][-1]["content"] for s in _with_pipeline(settings, slow).respond("q?", None, [], "", "", "extractive")]
+    assert contents[0] == "Searching the archive…" and any(re.fullmatch(r"Searching the archive… \d+ s", c) for c in contents)
+    assert contents[-1].startswith("Done")
 
 
 def test_respond_passes_history_on_follow_up(settings: Settings) -> None:

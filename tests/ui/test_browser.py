@@ -269,3 +269,26 @@ def test_sources_show_before_the_text(browser: Any, slow_server: tuple[str, Any]
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat-reading.png"), full_page=True)
     ctx.close()
+
+
+def test_stop_stops_the_answer(browser: Any, slow_server: tuple[str, Any]) -> None:
+    url, stub = slow_server
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.goto(url, wait_until="load")
+    box = page.locator("#byline-question textarea, #byline-question input").first
+    box.wait_for(timeout=60_000)
+    box.fill("How many Aerio X2 speakers did Novalink recall?")
+    page.locator("#byline-ask").click()
+    page.wait_for_function("() => { const b = document.querySelectorAll('#byline-chat [data-testid=\"bot\"]');"
+                           " return b.length && b[b.length - 1].innerText.includes('Novalink'); }", timeout=ANSWER_TIMEOUT_MS)
+    page.locator("#byline-stop").click()
+    page.wait_for_function("() => { const b = document.querySelectorAll('#byline-chat [data-testid=\"bot\"]');"
+                           " return b.length && b[b.length - 1].innerText.includes('Stopped'); }", timeout=5_000)
+    bot = page.locator('#byline-chat [data-testid="bot"]').last.inner_text()
+    assert "184,000" not in bot  # the unfinished, unverified text is gone
+    assert box.input_value() == "How many Aerio X2 speakers did Novalink recall?"  # kept, to edit or re-send
+    sent = stub.chunks_sent
+    time.sleep(1.5)  # the stub writes a word every 0.3 s while someone still reads the stream
+    assert stub.chunks_sent <= sent + 1, "the model kept writing after Stop"
+    ctx.close()
