@@ -237,8 +237,10 @@ def _join_selected(sentences: list[str], picked: set[int]) -> str:
 
 
 def generation_input(plan: SearchPlan, user_question: str, context: Context, retrieved: Retrieved) -> GenerationInput:
+    shown = {p.number for p in context.passages}
+    parts = tuple((label, tuple(n for n in nums if n in shown)) for label, nums in retrieved.parts)
     return GenerationInput(question=plan.question, user_question=user_question, date_phrases=plan.date_phrases,
-                           passages=context.passages, index=context.index, query_vector=retrieved.query_vector)
+                           passages=context.passages, index=context.index, query_vector=retrieved.query_vector, parts=parts)
 
 
 # --- 7. verification (6, the answer, is the generator or rag.compose) -----------------------------

@@ -23,6 +23,8 @@ class GenerationInput:
     passages: "Sequence[Passage]"  # numbered as the generator must cite them; ``text`` holds the selected sentences
     index: "Mapping[int, PassageIndex]"  # each passage's sentences and their vectors
     query_vector: "np.ndarray"  # the question's embedding
+    # The outlets the question names, each with the numbers of its own passages (best first); () when it names none.
+    parts: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 class Generator(Protocol):

@@ -65,7 +65,19 @@ class ExtractiveGenerator:
         top = cands[0][0]
         picked: list[tuple[int, str]] = []
         seen_text: set[str] = set()
-        for sc, n, sent in cands:
+        named = [nums for _, nums in inp.parts if nums]
+        if named:
+            # The question names outlets: quote what each of them says (its best sentence), not the best
+            # sentences of any article.
+            for nums in named:
+                best = next(((n, sent) for sc, n, sent in cands if n in nums), None)
+                if best and best not in picked:
+                    picked.append(best)
+            # And the best sentence of all, when it comes from one of those outlets (it often holds the answer).
+            n, sent = cands[0][1], cands[0][2]
+            if picked and (n, sent) not in picked and any(n in nums for nums in named):
+                picked.insert(0, (n, sent))
+        for sc, n, sent in [] if picked else cands:
             if sc < top * 0.8 or len(picked) >= 3:
                 break
             key = " ".join(sent.lower().split())

@@ -117,3 +117,15 @@ def test_did_a_report_before_b_is_answered_from_the_two_dates(embedder) -> None:
     # Not an order question: a claim about each outlet, or a lead-in date.
     assert order_question("Did Metro Wire say the port closed, while Harbour Gazette said it reopened?", parts) is None
     assert order_question("After Metro Wire reported the closure, did Harbour Gazette report the reopening?", parts) is None
+
+
+def test_extractive_quotes_each_outlet_the_question_names(embedder) -> None:
+    import dataclasses
+
+    from rag.generators.extractive import ExtractiveGenerator
+
+    q = "Does Harbour Gazette say the port reopened, while Riverton Post reports a budget vote?"
+    inp = dataclasses.replace(_inp(embedder, q), parts=(("Harbour Gazette", (2,)), ("Riverton Post", (3,))))
+    out = ExtractiveGenerator(Settings()).answer(inp)
+    # One sentence from each named outlet's passage, and none from the outlet the question did not name.
+    assert "reopened on Wednesday" in out and "[2]" in out and "[3]" in out and "[1]" not in out
