@@ -194,16 +194,17 @@ def compose_verdict(plan: QuestionPlan, value: str, inp: GenerationInput, parts:
 
 def compose_entity(name: str, inp: GenerationInput, parts: Parts, embed: Embed, settings: Settings) -> tuple[str, list, list[str]] | None:
     """The name, then the passages that contain it, quoted where they name it; None when no passage contains
-    it, when only articles from outlets the question did not ask about do, or when those passages are not
-    about what was asked (a name from a passage on another story)."""
+    it, or when the passages that do are not the ones asked about: when the question names outlets, none
+    of theirs; when it names none, passages that do not cover the question (a name from another story)."""
     holders = [n for n, idx in inp.index.items() if mentions(idx.passage.evidence(), name)]
     named = {n for _, numbers in parts for n in numbers}
     if not holders or (named and not named & set(holders)):
         return None
-    about = lexical_support(topic(inp.question, inp.date_phrases), f"{name} {evidence_text([inp.index[n].passage for n in holders])}",
-                            ignore=ANSWER_TYPE_WORDS)
-    if about < required_coverage(inp.question, settings.min_answer_coverage, settings):
-        return None
+    if not named:
+        about = lexical_support(topic(inp.question, inp.date_phrases), f"{name} {evidence_text([inp.index[n].passage for n in holders])}",
+                                ignore=ANSWER_TYPE_WORDS)
+        if about < required_coverage(inp.question, settings.min_answer_coverage, settings):
+            return None
     numbers = _evidence_numbers(inp, parts, want=lambda n: n in holders)
     quotes = _quoted(numbers, inp.index, _part_vectors(inp, parts, numbers, embed), must=name)
     head = CheckedSentence(text=name, cited=[], status="connective")
