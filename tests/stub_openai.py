@@ -48,6 +48,7 @@ class StubOpenAI:
         self.chunk_delay_s = chunk_delay_s
         self.requests: list[dict[str, Any]] = []
         self.chunks_sent = 0  # streamed content chunks written so far (a client that hangs up stops them)
+        self.streams_open = 0  # streamed replies still being written
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -197,12 +198,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
             self.wfile.flush()
 
-        chunk({"role": "assistant", "content": ""})
-        for piece in split_for_stream(text):
-            if self.owner.chunk_delay_s:
-                time.sleep(self.owner.chunk_delay_s)
-            chunk({"content": piece})
-            self.owner.chunks_sent += 1
-        chunk({}, finish="stop")
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
+        self.owner.streams_open += 1
+        try:
+            chunk({"role": "assistant", "content": ""})
+            for piece in split_for_stream(text):
+                if self.owner.chunk_delay_s:
+                    time.sleep(self.owner.chunk_delay_s)
+                chunk({"content": piece})
+                self.owner.chunks_sent += 1
+            chunk({}, finish="stop")
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+        finally:
+            self.owner.streams_open -= 1
