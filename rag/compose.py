@@ -9,7 +9,8 @@ judgements. So, for the kinds of question ``rag.planner`` recognises:
   the sentences that name it, quoted and cited;
 - "which outlet reported" and "when was it reported": read from the metadata of the passages that
   support the claim (no model);
-- "which came first, X or Y": the dates of the best article for X and for Y, compared (no model).
+- "which came first, X or Y": the dates of the best article for X and for Y, compared (no model);
+  "did A report it before B?": the dates of A's and B's best articles, compared (no model).
 
 Every function returns a ``Verified`` (the same type the free-text path's verification returns), or
 None when it cannot answer this way; the engine then falls back to free text.

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Iterator
 
-from rag.compose import SHORT_KINDS, compose_entity, compose_order, compose_first, compose_reported, compose_verdict, short_reply
+from rag.compose import SHORT_KINDS, compose_entity, compose_first, compose_order, compose_reported, compose_verdict, short_reply
 from rag.config import Settings
 from rag.embed import SentenceTransformerEmbedding, get_embedder
 from rag.generators import create_generator, resolve_generator_name
