@@ -19,6 +19,7 @@ None when it cannot answer this way; the engine then falls back to free text.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
@@ -36,6 +37,8 @@ from rag.types import Passage
 if TYPE_CHECKING:
     from rag.config import Settings
     from rag.pipeline import Context
+
+logger = logging.getLogger(__name__)
 
 Embed = Callable[[list[str]], "np.ndarray | list[list[float]]"]
 Parts = Sequence[tuple[str, Sequence[int]]]
@@ -89,20 +92,32 @@ def parse_short(plan: QuestionPlan, reply: str) -> str | None:
     return text or None
 
 
-def short_reply(plan: QuestionPlan, question: str, context: "Context", parts: Parts, gen: Generator) -> tuple[str | None, int]:
+def short_reply(plan: QuestionPlan, question: str, context: "Context", parts: Parts, gen: Generator,
+                yes_threshold: float = 0.5) -> tuple[str | None, int]:
     """The model's verdict, option or name over the context, and about how many prompt tokens that took.
 
     "Does A say X, while B says Y?": each claim is checked against its own outlet's passage and all must
     hold (one short prompt each): a 1.5B model judging the whole question at once says "Yes" too readily.
+    A verdict is "yes" when the model's probability of "Yes" reaches ``yes_threshold`` (see ``Settings``).
     """
     per_claim = claims(question, parts, context.index) if plan.kind == YES_NO else []
     if per_claim:
         prompts = [CLAIM_USER.format(passage=format_passages([context.index[n].passage]), claim=claim) for claim, n in per_claim]
-        votes = [parse_short(plan, gen.complete(SHORT_SYSTEM, user, 3) or "") for user in prompts]
+        votes = [_verdict(plan, gen, user, yes_threshold) for user in prompts]
         value = None if None in votes else ("yes" if all(v == "yes" for v in votes) else "no")
         return value, sum(approx_tokens(SHORT_SYSTEM + user) for user in prompts)
     system, user, max_tokens = short_prompt(plan, format_passages(context.passages), question)
+    if plan.kind == YES_NO:
+        return _verdict(plan, gen, user, yes_threshold), approx_tokens(system + user)
     return parse_short(plan, gen.complete(system, user, max_tokens) or ""), approx_tokens(system + user)
+
+
+def _verdict(plan: QuestionPlan, gen: Generator, user: str, yes_threshold: float) -> str | None:
+    p = gen.yes_probability(SHORT_SYSTEM, user)
+    if p is None:  # no log-probabilities: read the reply
+        return parse_short(plan, gen.complete(SHORT_SYSTEM, user, 3) or "")
+    logger.debug("P(yes) %.3f", p)
+    return "yes" if p >= yes_threshold else "no"
 
 
 # --- picking what to quote ----------------------------------------------------------------------

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     min_dense_score: float = Field(default=0.25, ge=-1, le=1, description="Best cosine similarity below which (with no strong keyword match) the archive is taken not to hold the answer.")
     context_tokens: int = Field(default=420, ge=64, le=8000, description="Budget of passage tokens the generator sees; sentences that matter most are kept.")
     short_top_k: int = Field(default=4, ge=1, le=50, description="Passages the model reads when it only has to reply with a verdict or a name (plus one per outlet the question names).")
+    yes_threshold: float = Field(default=0.65, gt=0, lt=1, description="A yes/no verdict is Yes when the model's probability of answering \"Yes\" (against \"No\") reaches this; models that give no probabilities are read as they reply. Small models lean to Yes, so above 0.5 corrects them (measured on the dev set: tests/bench/RESULTS.md).")
     short_context_tokens: int = Field(default=200, ge=32, le=8000, description="Budget of passage tokens for a verdict-or-name reply: its prompt is most of the wait for the answer.")
     reference_date: dt.date | None = Field(default=None, description="Date that 'last week', 'yesterday' etc. are resolved against; default today.")
 

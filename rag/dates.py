@@ -5,7 +5,7 @@ are resolved against a reference date (settings.reference_date, else today). A b
 its most recent occurrence not after the reference date, unless the archive holds no articles
 from that month then and does from an earlier year: an archive question is about the archive.
 Relative spans ("last week") and since/before/after/between become strict filters; "in/on <date>"
-only ranks matching articles higher. "latest"/"most recent" asks for recency ranking.
+only ranks matching articles higher. "latest"/"most recent" asks for recency ranking; "recently" only describes.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import calendar
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from typing import Iterable
 
 MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
 MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
@@ -30,6 +31,9 @@ class DateIntent:
     # since such a phrase may name when something happened rather than when it was reported.
     boost: list[tuple[dt.date, dt.date]] = field(default_factory=list)
     phrases: list[str] = field(default_factory=list)  # what in the question was read as a date
+    # "last week's game", "yesterday's match": the date describes the event, as a question restating an older
+    # report does; if nothing matches the range, the range may be dropped (a plain "last week" stays strict).
+    descriptive: bool = False
 
     def describe(self) -> str:
         if self.date_from and self.date_to:
@@ -91,11 +95,25 @@ _DATE_EXPR = (
 )
 
 
-def resolve(question: str, reference: dt.date | None = None, archive_months: set[tuple[int, int]] | None = None) -> DateIntent:
+# Words that read as dates but, capitalised inside a sentence, are part of a name ("Business Today",
+# "USA Today", "Latest Stock Market News", "Last Week Tonight").
+_NAME_WORDS = r"(Today|Yesterday|Latest|Newest|Recent|Recently|Current|Currently|Lately|Last|This|Past|Week|Month|Year)"
+
+
+def _without_names(question: str, names: Iterable[str]) -> str:
+    for name in sorted(names, key=len, reverse=True):
+        question = re.sub(re.escape(name), " ", question, flags=re.I)
+    return re.sub(r"(?<=[^\s.?!]) +" + _NAME_WORDS + r"\b", " ·", question)
+
+
+def resolve(question: str, reference: dt.date | None = None, archive_months: set[tuple[int, int]] | None = None,
+            names: Iterable[str] = ()) -> DateIntent:
+    """``names``: outlet names etc. to ignore, since they may hold date words ("Business Today")."""
     ref = reference or dt.date.today()
-    q = question.lower()
+    q = _without_names(question, names).lower()
     intent = DateIntent()
-    if re.search(r"\b(latest|most recent|newest|recently|current(?:ly)?|lately)\b", q):
+    # "Recently", "currently" describe ("recently removed from OpenAI's board"); only these ask for the newest.
+    if re.search(r"\b(latest|most recent|newest)\b", q):
         intent.recency = True
         intent.phrases.append("latest")
 
@@ -125,6 +143,7 @@ def resolve(question: str, reference: dt.date | None = None, archive_months: set
         else:
             a, b = fn()
             setr(a, b, m.group(0))
+        intent.descriptive = q[m.end():m.end() + 2] in ("'s", "’s")
         return intent
 
     # "since/after X", "before/until X", "between X and Y", "from X to Y", "in/on/during X"

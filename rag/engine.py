@@ -10,7 +10,6 @@ and runs the steps of ``rag.pipeline`` in order.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -23,8 +22,12 @@ from rag.embed import SentenceTransformerEmbedding, get_embedder
 from rag.generators import create_generator, resolve_generator_name
 from rag.generators.base import Generator
 from rag.pipeline import (
+    Context,
     History,
+    Retrieved,
+    SearchPlan,
     clean_question,
+    fewer,
     generation_input,
     normalize_history,
     plan_search,
@@ -32,12 +35,13 @@ from rag.pipeline import (
     rewrite_question,
     select_context,
     verify,
+    widen,
 )
-from rag.planner import ENTITY, FIRST, OUTLET, PUBLISHED, YES_NO, plan_question
+from rag.planner import ENTITY, FIRST, OUTLET, PUBLISHED, YES_NO, QuestionPlan, plan_question
 from rag.policy import refusal_text, retrieval_confident
 from rag.retrieve import Retriever
 from rag.store import Store
-from rag.types import Answer, Filters, Sources
+from rag.types import Answer, Filters, Passage, Sources
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +110,22 @@ class Engine:
         assert final is not None
         return final
 
+    def _plan(self, standalone: str, filters: Filters | dict[str, Any] | None) -> tuple[SearchPlan, QuestionPlan]:
+        outlets = self.retriever.archive_sources()
+        plan = plan_search(standalone, Filters.coerce(filters), self.settings.reference_date or dt.date.today(),
+                           self.retriever.archive_months(), outlets)
+        return plan, plan_question(standalone, outlets)
+
+    def search(self, question: str, *, k: int | None = None, filters: Filters | dict[str, Any] | None = None) -> list[Passage]:
+        """The passages Byline's retrieval finds for a standalone question, best first (dates read from it,
+        one more search per outlet it names): what an answer starts from. No generator runs."""
+        s = self.settings
+        plan, qplan = self._plan(question, filters)
+        found = retrieve(plan, self.retriever, self.embedder, k or s.top_k, qplan, s.max_chunks_per_article)
+        if not found.passages and (wide := widen(plan)) is not None:
+            found = retrieve(wide, self.retriever, self.embedder, k or s.top_k, qplan, s.max_chunks_per_article)
+        return list(found.passages)
+
     def ask_stream(self, question: str, *, history: History = None, filters: Filters | dict[str, Any] | None = None,
                    generator: str | None = None) -> Iterator[Sources | str | Answer]:
         """Yield ``Sources`` (the passages found, when there are any), then text deltas as the answer is
@@ -120,33 +140,39 @@ class Engine:
         t = time.perf_counter()
         standalone = rewrite_question(clean.text, normalize_history(history), gen)                      # 1. follow-ups
         timings["rewrite"] = time.perf_counter() - t
-        plan = plan_search(standalone, Filters.coerce(filters), s.reference_date or dt.date.today(),    # 2. dates -> filters
-                           self.retriever.archive_months())
-        t = time.perf_counter()
-        qplan = plan_question(standalone, self.retriever.archive_sources())                             # 3. what is asked
-        found = retrieve(plan, self.retriever, self.embedder, s.top_k, qplan, s.max_chunks_per_article)  # 4. hybrid retrieval
-        timings["retrieve"] = time.perf_counter() - t
+        plan, qplan = self._plan(standalone, filters)                                                   # 2. dates, 3. what is asked
+
+        def search(p: SearchPlan) -> tuple[Retrieved, Context | None, bool]:
+            t = time.perf_counter()
+            found = retrieve(p, self.retriever, self.embedder, s.top_k, qplan, s.max_chunks_per_article)  # 4. hybrid retrieval
+            timings["retrieve"] = time.perf_counter() - t
+            if not found.passages:
+                return found, None, False
+            t = time.perf_counter()
+            context = select_context(found, standalone, self.embedder, s.context_tokens)              # 5. tight context
+            timings["select"] = time.perf_counter() - t
+            return found, context, retrieval_confident(context.passages, context.best_cosine, context.best_overlap, standalone, s)
+
+        found, context, confident = search(plan)
+        plan_notes: tuple[str, ...] = ()
+        if not confident and (wide := widen(plan)) is not None:  # "last week's game": the dates describe, they need not filter
+            wider = search(wide)
+            if wider[2]:
+                plan, (found, context, confident) = wide, wider
+                plan_notes = (f"{wide.applied['dates_not_matched']}.",)
         if found.passages:  # sources first: retrieval takes a fraction of a second, writing takes many
             timings["sources"] = time.perf_counter() - t0
             yield Sources(list(found.passages), standalone, plan.applied, timings["sources"])
 
         def finish(text: str, passages: Any, notes: tuple[str, ...] = (), **fields: Any) -> Answer:
             return Answer(question=question, text=text, passages=list(passages), standalone_question=standalone, filters=plan.applied,
-                          generator=gen.name, notes=[*clean.notes, *notes], timings={**timings, "total": time.perf_counter() - t0}, **fields)
+                          generator=gen.name, notes=[*clean.notes, *plan_notes, *notes], timings={**timings, "total": time.perf_counter() - t0}, **fields)
 
         def refuse(passages: Any, **fields: Any) -> Answer:
             return finish(refusal_text(standalone, plan.applied, self._chunk_count(), passages), passages, refused=True, **fields)
 
-        if not found.passages:
-            answer = refuse(())
-            yield answer.text
-            yield answer
-            return
-        t = time.perf_counter()
-        context = select_context(found, standalone, self.embedder, s.context_tokens)                  # 5. tight context
-        timings["select"] = time.perf_counter() - t
-        if not retrieval_confident(context.passages, context.best_cosine, context.best_overlap, standalone, s):  # 8. weak retrieval
-            answer = refuse(context.passages)
+        if context is None or not confident:  # 8. nothing found, or weak retrieval
+            answer = refuse(context.passages if context is not None else ())
             yield answer.text
             yield answer
             return
@@ -162,12 +188,12 @@ class Engine:
             pass                                                                                        # 6b. dates compared
         elif qplan.kind in SHORT_KINDS and gen.uses_model:                                              # 6c. a short reply
             # Fewer, shorter passages: every prompt token costs the user time before the reply.
-            few = dataclasses.replace(found, passages=found.passages[: max(s.short_top_k, 1 + len(found.parts))])
+            few = fewer(found, max(s.short_top_k, 1 + len(found.parts)))
             # The budget goes to the best sentences wherever they are; only the outlets the question names keep one each.
             keep = frozenset(nums[0] for _, nums in found.parts if nums)
             short = select_context(few, standalone, self.embedder, s.short_context_tokens, keep=keep)
             short_inp = generation_input(plan, clean.text, short, found)
-            value, tokens = short_reply(qplan, standalone, short, found.parts, gen)
+            value, tokens = short_reply(qplan, standalone, short, found.parts, gen, s.yes_threshold)
             timings["short_reply"] = time.perf_counter() - t
             if value and qplan.kind == ENTITY:
                 composed = compose_entity(value, short_inp, found.parts, self.embedder.embed, s)

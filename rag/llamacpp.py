@@ -23,6 +23,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponse,
     CompletionResponseGen,
     LLMMetadata,
+    LogProb,
     MessageRole,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -95,6 +96,14 @@ def _error_text(reply: Any) -> str | None:
     return None
 
 
+def _logprobs(raw: Any) -> list[list[LogProb]] | None:
+    """llama.cpp's OpenAI-style log-probabilities as llama-index's: the top alternatives of each reply token."""
+    if not isinstance(raw, dict) or not raw.get("content"):
+        return None
+    return [[LogProb(token=alt.get("token", ""), logprob=float(alt.get("logprob", -1e9)), bytes=list(alt.get("bytes") or []))
+             for alt in tok.get("top_logprobs") or [tok]] for tok in raw["content"]]
+
+
 def _to_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
     return [{"role": m.role.value, "content": m.content or ""} for m in messages]
 
@@ -142,6 +151,9 @@ class LocalLlamaCpp(CustomLLM):
         }
         if kwargs.get("stop"):
             req["stop"] = list(kwargs["stop"])
+        if kwargs.get("logprobs"):
+            req["logprobs"] = True
+            req["top_logprobs"] = int(kwargs.get("top_logprobs") or 5)
         return req
 
     # --- chat ---------------------------------------------------------------------------------
@@ -158,7 +170,8 @@ class LocalLlamaCpp(CustomLLM):
         if err:
             raise GeneratorError(f"The local model failed: {err}")
         text = reply["choices"][0]["message"].get("content") or ""
-        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), raw=reply)
+        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), raw=reply,
+                            logprobs=_logprobs(reply["choices"][0].get("logprobs")))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -112,11 +112,14 @@ class SearchPlan:
     date_phrases: tuple[str, ...] = ()
     recency: bool = False  # "latest": newer articles rank higher
     boost: tuple[tuple[dt.date, dt.date], ...] = ()  # spans whose articles rank higher
+    loose_dates: bool = False  # the question's date range describes an event ("last week's game"): see widen
 
 
-def plan_search(question: str, user_filters: Filters, reference: dt.date, archive_months: set[tuple[int, int]]) -> SearchPlan:
-    """Dates in the question become filters, unless the user gave dates (explicit filters win)."""
-    intent = resolve_dates(question, reference, archive_months)
+def plan_search(question: str, user_filters: Filters, reference: dt.date, archive_months: set[tuple[int, int]],
+                outlets: Iterable[str] = ()) -> SearchPlan:
+    """Dates in the question become filters, unless the user gave dates (explicit filters win).
+    ``outlets``: the archive's outlet names, whose words are not dates ("Business Today")."""
+    intent = resolve_dates(question, reference, archive_months, outlets)
     date_from, date_to = user_filters.date_from, user_filters.date_to
     if not (date_from or date_to):
         date_from = intent.date_from.isoformat() if intent.date_from else None
@@ -129,7 +132,19 @@ def plan_search(question: str, user_filters: Filters, reference: dt.date, archiv
         applied["recency"] = True
     if intent.boost:
         applied["preferred_dates"] = [f"{a.isoformat()}..{b.isoformat()}" for a, b in intent.boost]
-    return SearchPlan(question, eff, applied, tuple(intent.phrases), bool(intent.recency), tuple(intent.boost or ()))
+    return SearchPlan(question, eff, applied, tuple(intent.phrases), bool(intent.recency), tuple(intent.boost or ()),
+                      loose_dates=intent.descriptive)
+
+
+def widen(plan: SearchPlan) -> SearchPlan | None:
+    """The plan without the dates read from the question, for when they match no article and they describe
+    an event ("last week's game", in a question restating an older report), not when to search.
+    None when there is nothing to drop: a plain "last week" and the user's own date filters are kept."""
+    if not plan.loose_dates or "dates_from_question" not in plan.applied:
+        return None
+    applied = {k: v for k, v in plan.applied.items() if k not in ("date_from", "date_to", "dates_from_question")}
+    applied["dates_not_matched"] = f"{plan.applied['dates_from_question']} matched no article, so all dates were searched"
+    return dataclasses.replace(plan, filters=dataclasses.replace(plan.filters, date_from=None, date_to=None), applied=applied)
 
 
 # --- 4. retrieval (3, what is asked, is rag.planner) ----------------------------------------------
@@ -149,7 +164,8 @@ def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransform
     that each reaches the context even when another outlet's articles match the whole question better."""
     qvec = embedder.get_query_embedding(plan.question)
     boost = list(plan.boost) or None
-    main = retriever.retrieve(plan.question, plan.filters, k=k, recency=plan.recency, qvec=qvec, boost=boost)
+    main = retriever.retrieve(plan.question, plan.filters, k=k, recency=plan.recency, qvec=qvec, boost=boost,
+                              prefer=question.outlets if question is not None else ())
     searches: list[tuple[str, str, Filters]] = []
     if question is not None and question.kind == FIRST:
         searches = [(opt, opt, plan.filters) for opt in question.options]
@@ -179,6 +195,19 @@ def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransform
 
 
 # --- 5. context -----------------------------------------------------------------------------------
+def fewer(retrieved: Retrieved, n: int) -> Retrieved:
+    """The best ``n`` passages, one per article before any article's second (a question across articles
+    needs each of them more than more of one), in their retrieved order and numbering."""
+    firsts: list[Passage] = []
+    seconds: list[Passage] = []
+    seen: set[str] = set()
+    for p in retrieved.passages:
+        (seconds if p.article_id in seen else firsts).append(p)
+        seen.add(p.article_id)
+    picked = {p.number for p in (firsts + seconds)[:n]}
+    return dataclasses.replace(retrieved, passages=tuple(p for p in retrieved.passages if p.number in picked))
+
+
 @dataclass(frozen=True)
 class Context:
     passages: tuple[Passage, ...]  # copies of the retrieved passages, ``text`` cut to the selected sentences

@@ -42,8 +42,13 @@ def is_yes_no_question(question: str) -> bool:
     return bool(re.search(r"(^|,\s*)(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\s", question.strip(), re.I))
 
 
+_TIMESTAMP = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?\b|\b\d{1,2}:\d{2}(?::\d{2})?\b")
+
+
 def key_phrases(question: str) -> list[str]:
-    """Names and numbers the question is about: capitalised runs ("World Cup", "Ali al-Daffayi") and figures."""
+    """Names and numbers the question is about: capitalised runs ("World Cup", "Ali al-Daffayi") and figures.
+    Timestamps ("published at 13:41:30", "2023-12-12T22:38:05+00:00") say when, not what: left out."""
+    question = _TIMESTAMP.sub(" ", question)
     phrases = []
     for m in re.finditer(r"(?:[A-Z][\w'’.\-]*|al-\w+)(?:\s+(?:of\s+|al-|de\s+|the\s+)?(?:[A-Z][\w'’.\-]*|al-\w+))*", question):
         words = m.group(0).split()
@@ -76,8 +81,18 @@ def retrieval_confident(passages: Sequence[Passage], best_cos: float, best_lex: 
     if not phrases:
         return True
     hay = f" {_norm(evidence_text(passages))} "
-    found = sum(1 for ph in phrases if f" {_norm(ph)} " in hay)
+    found = sum(1 for ph in phrases if _phrase_in(ph, hay))
     return found / len(phrases) >= s.min_key_phrase_coverage
+
+
+def _phrase_in(phrase: str, hay: str) -> bool:
+    """A name counts as found whole or by its last word, as reports shorten it after first use ("Poyer",
+    "the Cowboys"); a last word of under 4 letters or a figure must match whole."""
+    p = _norm(phrase)
+    if f" {p} " in hay:
+        return True
+    last = p.split()[-1] if " " in p else ""
+    return len(last) >= 4 and not last.isdigit() and f" {last} " in hay
 
 
 def refusal_text(question: str, applied: dict[str, Any], n_chunks: int, passages: Sequence[Passage]) -> str:

@@ -16,7 +16,7 @@ import time
 import numpy as np
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Sequence
 
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters, VectorStoreQuery
@@ -179,8 +179,9 @@ class Retriever:
 
     # --- public --------------------------------------------------------------------------------
     def candidates(self, question: str, filters: Filters | None = None, recency: bool = False, qvec: list[float] | None = None,
-                   boost: list[tuple[dt.date, dt.date]] | None = None) -> list[Candidate]:
-        """Fused, de-duplicated candidates, best first."""
+                   boost: list[tuple[dt.date, dt.date]] | None = None, prefer: Sequence[str] = ()) -> list[Candidate]:
+        """Fused, de-duplicated candidates, best first. ``boost``: date spans, ``prefer``: outlets, whose
+        articles rank higher (the question names them) without excluding others."""
         filters = filters or Filters()
         n = self.settings.candidates
         # Checks the store's version token first: that also refreshes an embedded client another process wrote to.
@@ -234,6 +235,10 @@ class Retriever:
                 dn = c.meta.date_num
                 if dn and any(a <= dn <= b for a, b in spans):
                     c.fused *= 1.5
+        if prefer:
+            for c in by_id.values():
+                if c.meta.source in prefer:
+                    c.fused *= 1.5
         ranked = sorted(by_id.values(), key=lambda c: c.fused, reverse=True)
         if self.settings.reranker_path:
             ranked = self._rerank(question, ranked)
@@ -260,14 +265,14 @@ class Retriever:
 
     def retrieve(self, question: str, filters: Filters | dict | None = None, k: int | None = None, recency: bool = False,
                  per_article: int | None = None, qvec: list[float] | None = None,
-                 boost: list[tuple[dt.date, dt.date]] | None = None) -> list[Passage]:
+                 boost: list[tuple[dt.date, dt.date]] | None = None, prefer: Sequence[str] = ()) -> list[Passage]:
         """The top-k passages, at most ``per_article`` from one article (multi-hop needs breadth)."""
         filters = Filters.coerce(filters)
         k = k or self.settings.top_k
         per_article = per_article or self.settings.max_chunks_per_article
         out: list[Passage] = []
         per: dict[str, int] = {}
-        for c in self.candidates(question, filters, recency=recency, qvec=qvec, boost=boost):
+        for c in self.candidates(question, filters, recency=recency, qvec=qvec, boost=boost, prefer=prefer):
             m = c.meta
             aid = m.article_id
             if per.get(aid, 0) >= per_article:

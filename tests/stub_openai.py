@@ -8,13 +8,15 @@
 It serves ``POST /v1/chat/completions`` (plain JSON, or SSE chunks when ``"stream": true``) and
 ``GET /v1/models``. ``reply`` is a string or a callable receiving the request's messages (list of
 dicts) — and, if it takes two arguments, the whole request body. Set ``fail_with = (status, message)``
-to answer every chat request with an OpenAI-style error instead.
+to answer every chat request with an OpenAI-style error instead. ``p_yes``: when a request asks for
+``logprobs``, the first token's top alternatives are "Yes" and "No" with these probabilities.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import math
 import re
 import threading
 import time
@@ -41,11 +43,13 @@ class StubOpenAI:
         model: str = "stub-model",
         fail_with: tuple[int, str] | None = None,
         chunk_delay_s: float = 0.0,
+        p_yes: float | None = None,
     ) -> None:
         self.reply = reply
         self.model = model
         self.fail_with = fail_with
         self.chunk_delay_s = chunk_delay_s
+        self.p_yes = p_yes
         self.requests: list[dict[str, Any]] = []
         self.chunks_sent = 0  # streamed content chunks written so far (a client that hangs up stops them)
         self.streams_open = 0  # streamed replies still being written
@@ -167,6 +171,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             n_prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
             n_out = len(text.split())
+            choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            if body.get("logprobs") and self.owner.p_yes is not None:
+                alts = [{"token": w, "logprob": math.log(max(p, 1e-12)), "bytes": list(w.encode())}
+                        for w, p in (("Yes", self.owner.p_yes), ("No", 1 - self.owner.p_yes))]
+                choice["logprobs"] = {"content": [{**max(alts, key=lambda a: a["logprob"]), "top_logprobs": alts}]}
             self._send_json(
                 200,
                 {
@@ -174,9 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "object": "chat.completion",
                     "created": created,
                     "model": model,
-                    "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                    ],
+                    "choices": [choice],
                     "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out},
                 },
             )

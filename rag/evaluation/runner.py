@@ -2,7 +2,7 @@
 
 ``evaluate`` resolves the inputs (MultiHop-RAG next to the repository by default), samples the
 questions, and hands them to ``run_eval``: the corpus is indexed into a fresh temporary index
-(``index_existing`` uses the configured one instead), every question goes through the retriever
+(``index_existing`` uses the configured one instead), every question goes through Byline's search
 (k=10, for Hits@10/MRR@10) and through ``rag.ask`` (answers, citations, latency), and the scores of
 ``rag.evaluation.metrics`` become the report. ``evaluate`` then compares it with an earlier report,
 writes it as JSON and draws the chart next to it.
@@ -312,12 +312,11 @@ class Checkpoint:
 def run_questions(questions: Sequence[EvalQuestion], emap: EvidenceMap, settings: Settings, *, retrieval_only: bool = False,
                   prog: Any = None, checkpoint: Checkpoint | None = None) -> list[QuestionResult]:
     from rag.engine import Engine
-    from rag.retrieve import Retriever
 
-    # One engine for every question: its retriever serves both the k=10 run and the answers.
-    engine = None if retrieval_only else Engine(settings)
-    retriever = engine.retriever if engine is not None else Retriever(settings)
-    ask = engine.ask if engine is not None else None
+    # One engine for every question: its search (Byline's own retrieval: dates and outlets read from the
+    # question) serves both the k=10 run and the answers.
+    engine = Engine(settings.model_copy(update={"generator": "extractive"}) if retrieval_only else settings)
+    ask = None if retrieval_only else engine.ask
     task = prog.add_task("questions", total=len(questions)) if prog is not None else None
     results: list[QuestionResult] = []
     for q in questions:
@@ -332,7 +331,7 @@ def run_questions(questions: Sequence[EvalQuestion], emap: EvidenceMap, settings
         err = ""
         try:
             t = time.perf_counter()
-            passages = retriever.retrieve(q.question, k=RETRIEVAL_K)
+            passages = engine.search(q.question, k=RETRIEVAL_K)
             timings["retrieve_k10"] = time.perf_counter() - t
             retrieved = [(p.article_id, p.full_text or p.text) for p in passages[:RETRIEVAL_K]]
         except Exception as exc:  # noqa: BLE001 - one failing question must not end the run

@@ -59,3 +59,8 @@ class Generator(Protocol):
     def complete(self, system: str, user: str, max_tokens: int) -> str | None:
         """One short reply to a free-form prompt (used to rewrite follow-ups), or None without a model."""
         ...
+
+    def yes_probability(self, system: str, user: str) -> float | None:
+        """For a prompt whose reply is Yes or No: the model's probability of "Yes" against "No" for its first
+        token, or None when there is no model or it gives no log-probabilities (then ``complete`` is read)."""
+        ...

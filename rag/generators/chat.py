@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -68,6 +69,33 @@ class ChatModelGenerator:
     def complete(self, system: str, user: str, max_tokens: int) -> str | None:
         msgs = [ChatMessage(role=MessageRole.SYSTEM, content=system), ChatMessage(role=MessageRole.USER, content=user)]
         return "".join(stream_chat(self.llm, msgs, max_tokens=max_tokens))
+
+    def yes_probability(self, system: str, user: str) -> float | None:
+        msgs = [ChatMessage(role=MessageRole.SYSTEM, content=system), ChatMessage(role=MessageRole.USER, content=user)]
+        return yes_probability(self.llm, msgs)
+
+
+def yes_probability(llm: LLM, messages: list[ChatMessage]) -> float | None:
+    """P("Yes") / (P("Yes") + P("No")) over the first reply token's top alternatives; None when the LLM
+    returns no log-probabilities or neither word is among them."""
+    where = describe_endpoint(llm)
+    if not isinstance(llm, LocalLlamaCpp) and getattr(llm, "max_tokens", None) not in (None, 1):
+        llm = llm.model_copy(update={"max_tokens": 1})  # see stream_chat: the instance's limit wins otherwise
+    try:
+        resp = llm.chat(messages, max_tokens=1, logprobs=True, top_logprobs=10)
+    except BylineError:
+        raise
+    except Exception as exc:
+        logger.warning("Generation failed at %s", where, exc_info=True)
+        raise GeneratorError(_friendly(exc, where)) from exc
+    first = resp.logprobs[0] if resp.logprobs else []
+    mass = {"yes": 0.0, "no": 0.0}
+    for alt in first:
+        word = alt.token.strip().lower()
+        if word in mass:
+            mass[word] += math.exp(alt.logprob)
+    total = mass["yes"] + mass["no"]
+    return mass["yes"] / total if total > 0 else None
 
 
 def format_passages(passages: "list[Passage] | tuple[Passage, ...]") -> str:

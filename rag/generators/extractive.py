@@ -34,6 +34,9 @@ class ExtractiveGenerator:
     def complete(self, system: str, user: str, max_tokens: int) -> str | None:
         return None
 
+    def yes_probability(self, system: str, user: str) -> float | None:
+        return None
+
     def stream(self, inp: GenerationInput) -> Iterator[str]:
         yield self.answer(inp)
 

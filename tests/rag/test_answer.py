@@ -105,6 +105,10 @@ def test_relative_dates_resolve_against_the_reference_date(archive: Settings) ->
     assert not a.refused and a.citations[0].date == "2024-03-07"
     b = ask("What did Novalink recall last month?", settings=s)
     assert b.refused and "2024-02-01" in b.text
+    # "last month's recall" describes the recall: when no article is dated then, all dates are searched, and the answer says so.
+    c = ask("What was in Novalink's recall of last month's batch?", settings=s)
+    assert not c.refused and c.citations[0].date == "2024-03-07"
+    assert "date_from" not in c.filters and any("matched no article, so all dates were searched" in n for n in c.notes)
 
 
 def test_latest_prefers_newer_articles(archive: Settings) -> None:

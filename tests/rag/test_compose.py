@@ -8,8 +8,20 @@ import pytest
 
 from rag.citations import build_index
 from rag.config import Settings
-from rag.compose import compose_entity, compose_first, compose_order, order_question, compose_reported, compose_verdict, mentions, parse_short, short_prompt
+from rag.compose import (
+    compose_entity,
+    compose_first,
+    compose_order,
+    compose_reported,
+    compose_verdict,
+    mentions,
+    order_question,
+    parse_short,
+    short_prompt,
+    short_reply,
+)
 from rag.generators.base import GenerationInput
+from rag.pipeline import Context
 from rag.planner import CHOICE, ENTITY, YES_NO, QuestionPlan, plan_question
 from rag.types import Passage
 
@@ -129,3 +141,42 @@ def test_extractive_quotes_each_outlet_the_question_names(embedder) -> None:
     out = ExtractiveGenerator(Settings()).answer(inp)
     # One sentence from each named outlet's passage, and none from the outlet the question did not name.
     assert "reopened on Wednesday" in out and "[2]" in out and "[3]" in out and "[1]" not in out
+
+
+class _Judge:
+    """A model stand-in for the verdict step: a fixed probability of "Yes" (or none), and a reply to read."""
+
+    def __init__(self, p_yes: float | None, reply: str = "Yes") -> None:
+        self.p_yes, self.reply, self.prompts = p_yes, reply, []
+
+    def yes_probability(self, system: str, user: str) -> float | None:
+        self.prompts.append(user)
+        return self.p_yes
+
+    def complete(self, system: str, user: str, max_tokens: int) -> str:
+        self.prompts.append(user)
+        return self.reply
+
+
+def test_a_verdict_is_yes_only_when_the_models_probability_reaches_the_threshold(embedder) -> None:
+    q = "Did the Port of Saltmere reopen after Storm Ingrid closed it?"
+    inp = _inp(embedder, q, PASSAGES[:2])
+    ctx = Context(inp.passages, inp.index, 0.5, 0.5)
+    plan = QuestionPlan(YES_NO)
+    assert short_reply(plan, q, ctx, (), _Judge(0.6), 0.5)[0] == "yes"
+    assert short_reply(plan, q, ctx, (), _Judge(0.6), 0.7)[0] == "no"  # a 1.5B model's lean to "Yes" corrected
+    assert short_reply(plan, q, ctx, (), _Judge(None, "No."), 0.7)[0] == "no"  # no probabilities: the reply is read
+    assert short_reply(plan, q, ctx, (), _Judge(None, "Perhaps"), 0.7)[0] is None
+
+
+def test_each_claim_must_reach_the_threshold(embedder) -> None:
+    q = "Did Metro Wire report that the storm closed the port on Sunday, while Harbour Gazette reported that dockworkers cleared the quay?"
+    inp = _inp(embedder, q, PASSAGES[:2])
+    ctx = Context(inp.passages, inp.index, 0.5, 0.5)
+    plan = plan_question(q, OUTLETS)
+    parts = [("Metro Wire", (1,)), ("Harbour Gazette", (2,))]
+    judge = _Judge(0.8)
+    value, tokens = short_reply(plan, q, ctx, parts, judge, 0.7)
+    assert value == "yes" and len(judge.prompts) == 2 and tokens > 0
+    assert "Storm Ingrid closed" in judge.prompts[0] and "Dockworkers cleared" in judge.prompts[1]
+    assert short_reply(plan, q, ctx, parts, _Judge(0.65), 0.7)[0] == "no"

@@ -46,5 +46,21 @@ def test_several_explicit_dates_all_count() -> None:
 
 def test_latest_means_recency_and_plain_questions_have_no_dates() -> None:
     assert resolve("What is the latest on the Port of Saltmere?", REF).recency
+    assert not resolve("Who, according to TechCrunch, was recently removed from OpenAI's board?", REF).recency
     i = resolve("Who is Ali al-Daffayi?", REF)
     assert not (i.date_from or i.date_to or i.boost or i.recency)
+
+
+def test_date_words_inside_names_are_not_dates() -> None:
+    # Outlets such as "Business Today | Latest Stock Market News" and "USA Today" are names, not "today" or "latest".
+    i = resolve("After the report by Business Today | Latest Stock Market News on October 7, 2023, did USA Today agree?", REF)
+    assert not (i.date_from or i.date_to or i.recency)
+    assert i.boost == [(dt.date(2023, 10, 7), dt.date(2023, 10, 7))]
+    named = resolve("What did business today report last week?", REF, names=["Business Today"])
+    assert named.phrases == ["last week"] and not named.recency
+    assert resolve("What happened today?", REF).date_from == REF
+
+
+def test_a_possessive_date_describes_the_event() -> None:
+    assert resolve("How did Jordan Love do in last week's game?", REF).descriptive
+    assert not resolve("What happened last week?", REF).descriptive

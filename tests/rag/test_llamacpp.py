@@ -11,7 +11,7 @@ from llama_index.core.llms import ChatMessage
 
 from rag import llamacpp
 from rag.errors import GeneratorError
-from rag.generators.chat import stream_chat
+from rag.generators.chat import stream_chat, yes_probability
 from rag.llamacpp import LocalLlamaCpp
 from tests.rag.conftest import PASSAGES_PROMPT
 
@@ -49,6 +49,17 @@ def test_local_chat_complete_and_concurrent_requests(local_llm: LocalLlamaCpp) -
     resp = local_llm.chat(msg, max_tokens=4)
     assert "yes" in (resp.message.content or "").lower()
     assert "yes" in local_llm.complete("Reply with just the word: yes", max_tokens=4).text.lower()
+
+
+@pytest.mark.slow
+def test_local_yes_probability_separates_a_true_claim_from_a_false_one(local_llm: LocalLlamaCpp) -> None:
+    def ask(claim: str) -> float | None:
+        return yes_probability(local_llm, [
+            ChatMessage(role="system", content="Reply with one word: Yes or No."),
+            ChatMessage(role="user", content=f"Passage: The council approved the budget on Tuesday.\nDoes the passage say that {claim}?")])
+
+    true, false = ask("the council approved the budget"), ask("the council rejected the budget")
+    assert true is not None and false is not None and true > 0.5 > false, (true, false)
 
 
 @pytest.mark.slow

@@ -16,12 +16,14 @@ from rag.pipeline import (
     Retrieved,
     SearchPlan,
     clean_question,
+    fewer,
     generation_input,
     normalize_history,
     plan_search,
     rewrite_question,
     select_context,
     verify,
+    widen,
 )
 from rag.types import WITHHELD_NOTE, Filters
 from tests.rag.test_citations import PASSAGES
@@ -64,6 +66,27 @@ def test_plan_reads_dates_unless_the_user_gave_some() -> None:
     explicit = plan_search("What happened last week in Riverton?", Filters(date_from="2024-01-01"), ref, set())
     assert explicit.filters.date_from == "2024-01-01" and explicit.filters.date_to is None
     assert "dates_from_question" not in explicit.applied
+
+
+def test_widen_drops_only_descriptive_dates_read_from_the_question() -> None:
+    ref = dt.date(2024, 6, 15)
+    plan = plan_search("How did Jordan Love play in last week's game?", Filters(sources=["Metro Wire"]), ref, set())
+    wide = widen(plan)
+    assert wide is not None and wide.filters == Filters(sources=["Metro Wire"])
+    assert "date_from" not in wide.applied and "last week" in wide.applied["dates_not_matched"]
+    assert plan.filters.date_from  # the original plan is left as it was
+    assert widen(plan_search("What happened last week in Riverton?", Filters(), ref, set())) is None
+    assert widen(plan_search("What happened in last week's vote?", Filters(date_from="2024-01-01"), ref, set())) is None
+    assert widen(plan_search("Who won the vote?", Filters(), ref, set())) is None
+
+
+def test_fewer_takes_one_passage_per_article_before_any_second(embedder) -> None:
+    same = [dataclasses.replace(PASSAGES[0], number=1), dataclasses.replace(PASSAGES[0], number=2, chunk_id="c1b"),
+            dataclasses.replace(PASSAGES[1], number=3), dataclasses.replace(PASSAGES[2], number=4)]
+    found = _retrieved(embedder, "budget", same)
+    assert [p.number for p in fewer(found, 3).passages] == [1, 3, 4]
+    assert [p.number for p in fewer(found, 4).passages] == [1, 2, 3, 4]
+    assert len(found.passages) == 4  # what it was given is left alone
 
 
 def test_select_context_trims_copies_and_leaves_the_retrieved_passages_alone(embedder) -> None:

@@ -49,6 +49,17 @@ def test_filters_apply_to_both_retrievers(indexed: Settings) -> None:
     assert ps and all(p.date >= "2024-05-01" for p in ps)
 
 
+def test_named_outlets_rank_higher_without_excluding_others(indexed: Settings) -> None:
+    r = Retriever(indexed)
+    plain = r.candidates("storm port council budget")
+    other = next(c for c in plain if c.meta.source != plain[0].meta.source)
+    preferred = r.candidates("storm port council budget", prefer=[other.meta.source])
+    assert preferred[0].meta.source == other.meta.source
+    assert {c.chunk_id for c in preferred} == {c.chunk_id for c in plain}
+    factor = {c.chunk_id: c.fused for c in preferred}[other.chunk_id] / other.fused
+    assert factor == pytest.approx(1.5)
+
+
 def test_keyword_index_follows_writes(indexed: Settings, tmp_path: Path) -> None:
     s = indexed.model_copy(update={"collection": "byline_fresh"})
     ing = Ingestor(s)

@@ -10,6 +10,7 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import GeneratorError
+from rag.generators import create_generator
 from rag.generators.chat import stream_chat
 from tests.rag.conftest import PASSAGES_PROMPT, _settings, model_of
 from tests.stub_openai import StubOpenAI, split_for_stream
@@ -76,3 +77,13 @@ def test_openai_http_error_is_generator_error(tmp_path: Path) -> None:
             list(stream_chat(llm, PASSAGES_PROMPT))
     msg = str(ei.value)
     assert s.url in msg and "500" in msg and "model crashed" in msg
+
+
+def test_openai_yes_probability_reads_the_first_tokens_logprobs(tmp_path: Path) -> None:
+    with StubOpenAI(reply="Yes", p_yes=0.7) as stub:
+        gen = create_generator(_openai_settings(tmp_path, stub.url))
+        assert gen.yes_probability("Reply Yes or No.", "Is it?") == pytest.approx(0.7)
+        (req,) = stub.chat_requests
+        assert req["logprobs"] is True and req["top_logprobs"] >= 2 and req["max_tokens"] == 1
+    with StubOpenAI(reply="Yes") as stub:  # an endpoint that gives no log-probabilities: the reply is read instead
+        assert create_generator(_openai_settings(tmp_path, stub.url)).yes_probability("Reply Yes or No.", "Is it?") is None

@@ -90,6 +90,9 @@ class FirstSentenceGenerator:
     def complete(self, system: str, user: str, max_tokens: int) -> None:
         return None
 
+    def yes_probability(self, system: str, user: str) -> None:
+        return None
+
 
 def test_a_fourth_generator_is_one_class_and_one_registry_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ingest.pipeline import Ingestor
