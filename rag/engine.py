@@ -184,9 +184,9 @@ class Engine:
             composed = compose_reported(qplan.topic or standalone, inp, self.embedder.embed, s.min_support, qplan.kind == PUBLISHED)
         elif qplan.kind == FIRST:                                                                       # 6b. dates compared
             composed = compose_first(qplan, inp, found.parts, self.embedder.embed, s.min_support)
-        elif qplan.kind == YES_NO and (composed := compose_order(qplan, inp, found.parts, self.embedder.embed)) is not None:
-            pass                                                                                        # 6b. dates compared
-        elif qplan.kind in SHORT_KINDS and gen.uses_model:                                              # 6c. a short reply
+        elif qplan.kind == YES_NO:                                                                      # 6b. "did A report it before B?"
+            composed = compose_order(qplan, inp, found.parts, self.embedder.embed)
+        if composed is None and qplan.kind in SHORT_KINDS and gen.uses_model:                           # 6c. a short reply
             # Fewer, shorter passages: every prompt token costs the user time before the reply.
             few = fewer(found, max(s.short_top_k, 1 + len(found.parts)))
             # The budget goes to the best sentences wherever they are; only the outlets the question names keep one each.

@@ -223,8 +223,12 @@ def _pump(engine: Any, question: str, history: list, filters: Any, generator: st
     except Exception as exc:  # noqa: BLE001 - handed to the chat loop, which shows it
         out.put(("error", exc))
     finally:
-        stream.close()
-        out.put(("done", None))
+        try:
+            close = getattr(stream, "close", None)  # a generator: closing it stops the model; a plain iterator has none
+            if close is not None:
+                close()
+        finally:
+            out.put(("done", None))  # always, or the chat would wait for ever
 
 
 # --- the app state and handlers ----------------------------------------------------------------------
@@ -382,6 +386,7 @@ class BylineUI:
             return
         finally:
             cancel.set()  # the page went away mid-answer (Gradio closes this generator): stop the model too
+            self._end_turn(request, stop)
         if answer is None:
             msg = "The answer generator stopped without an answer. Try again."
             display[-1] = {"role": "assistant", "content": "⚠️ " + esc_chat(msg)}
@@ -391,18 +396,26 @@ class BylineUI:
         history.extend([{"role": "user", "content": q}, {"role": "assistant", "content": answer.text}])
         yield list(display), state, sources_panel(answer), ""
 
+    @staticmethod
+    def _session(request: gr.Request | None) -> str:
+        return getattr(request, "session_hash", None) or "default"
+
     def _new_turn(self, request: gr.Request | None) -> threading.Event:
         """A fresh stop signal for this browser session's answer (``stop`` sets it)."""
-        key = getattr(request, "session_hash", None) or "default"
         with self._lock:
-            event = self._stops[key] = threading.Event()
+            event = self._stops[self._session(request)] = threading.Event()
         return event
+
+    def _end_turn(self, request: gr.Request | None, event: threading.Event) -> None:
+        """Forget a finished answer's stop signal, unless a newer turn of the session replaced it."""
+        with self._lock:
+            if self._stops.get(self._session(request)) is event:
+                del self._stops[self._session(request)]
 
     def stop(self, request: gr.Request | None = None) -> None:
         """Stop the answer being written for this browser session (a no-op when none is)."""
-        key = getattr(request, "session_hash", None) or "default"
         with self._lock:
-            event = self._stops.get(key)
+            event = self._stops.get(self._session(request))
         if event is not None:
             event.set()
 

@@ -264,6 +264,14 @@ def test_stop_ends_the_turn_at_once_and_closes_the_answer_stream(settings: Setti
     assert box == "How did the vote go?" and state["history"] == []  # the question is kept to re-send; nothing remembered
     assert "Valley Courier" in panel  # the passages found stay visible
     assert closed.wait(2)  # the stream (and with it the model) was stopped, not left running
+    assert ui._stops == {}  # a finished turn's stop signal is not kept
+
+
+def test_a_finished_turn_forgets_its_stop_signal(settings: Settings) -> None:
+    ui = _with_pipeline(settings, lambda question, **k: iter([_answer(text="Done [1].")]))
+    _final(ui.respond("q?", None, [], "", "", "extractive"))
+    assert ui._stops == {}
+    ui.stop()  # nothing to stop: a no-op
 
 
 def test_the_wait_for_words_shows_its_stage_and_elapsed_time(settings: Settings) -> None:
