@@ -102,7 +102,8 @@ _NAME_WORDS = r"(Today|Yesterday|Latest|Newest|Recent|Recently|Current|Currently
 
 def _without_names(question: str, names: Iterable[str]) -> str:
     for name in sorted(names, key=len, reverse=True):
-        question = re.sub(re.escape(name), " ", question, flags=re.I)
+        if not re.fullmatch(_NAME_WORDS, name.strip(), re.I):  # an outlet called "Today" must not eat "today"
+            question = re.sub(re.escape(name), " ", question, flags=re.I)
     return re.sub(r"(?<=[^\s.?!]) +" + _NAME_WORDS + r"\b", " ·", question)
 
 

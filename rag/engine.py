@@ -10,6 +10,7 @@ and runs the steps of ``rag.pipeline`` in order.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -188,7 +189,10 @@ class Engine:
             composed = compose_order(qplan, inp, found.parts, self.embedder.embed)
         if composed is None and qplan.kind in SHORT_KINDS and gen.uses_model:                           # 6c. a short reply
             # Fewer, shorter passages: every prompt token costs the user time before the reply.
-            few = fewer(found, max(s.short_top_k, 1 + len(found.parts)))
+            # A question naming outlets spans articles: one passage each first. One that names none is most often
+            # about one story, whose second passage beats another story's first (measured: a distractor's name won).
+            n = max(s.short_top_k, 1 + len(found.parts))
+            few = fewer(found, n) if found.parts else dataclasses.replace(found, passages=found.passages[:n])
             # The budget goes to the best sentences wherever they are; only the outlets the question names keep one each.
             keep = frozenset(nums[0] for _, nums in found.parts if nums)
             short = select_context(few, standalone, self.embedder, s.short_context_tokens, keep=keep)

@@ -86,6 +86,9 @@ def yes_probability(llm: LLM, messages: list[ChatMessage]) -> float | None:
     except BylineError:
         raise
     except Exception as exc:
+        if getattr(exc, "status_code", None) in (400, 422):  # an endpoint that rejects the log-probability fields
+            logger.info("%s gives no log-probabilities (%s); reading its reply instead", where, exc)
+            return None
         logger.warning("Generation failed at %s", where, exc_info=True)
         raise GeneratorError(_friendly(exc, where)) from exc
     first = resp.logprobs[0] if resp.logprobs else []

@@ -59,6 +59,7 @@ def test_date_words_inside_names_are_not_dates() -> None:
     named = resolve("What did business today report last week?", REF, names=["Business Today"])
     assert named.phrases == ["last week"] and not named.recency
     assert resolve("What happened today?", REF).date_from == REF
+    assert resolve("What did Today report today?", REF, names=["Today"]).date_from == REF  # an outlet "Today" keeps "today"
 
 
 def test_a_possessive_date_describes_the_event() -> None:

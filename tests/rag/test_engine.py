@@ -57,3 +57,15 @@ def test_warm_up_builds_the_keyword_index_and_never_raises(tmp_path: Path, caplo
     broken.retriever.archive_months = lambda: (_ for _ in ()).throw(RuntimeError("disk gone"))  # type: ignore[method-assign]
     broken.warm_up()
     assert "warm-up failed (disk gone)" in caplog.text
+
+
+def test_search_reads_the_question_as_ask_does(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path / "s", generator="extractive")
+    Ingestor(s).ingest([str(DATA_DIR), str(FIXTURES / "corpus")])
+    engine = Engine(s)
+    plain = engine.search("storm port council budget", k=6)
+    other = next(p.source for p in plain if p.source != plain[0].source)
+    named = engine.search(f"What did {other} report about the storm, the port and the council budget?", k=6)
+    assert named[0].source == other  # the outlet the question names comes first
+    assert [p.number for p in named] == list(range(1, len(named) + 1))
+    assert engine.search("storm port", k=3, filters={"sources": [other]})[0].source == other

@@ -109,7 +109,8 @@ def test_ensure_gguf_rehashes_when_file_changed(small_model: tuple[Settings, lis
 
 def test_ensure_gguf_bad_parts_raise_and_leave_nothing(small_model: tuple[Settings, list[Path]]) -> None:
     s, parts = small_model
-    parts[0].write_bytes(b"x" + parts[0].read_bytes()[1:])
+    data = parts[0].read_bytes()
+    parts[0].write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])  # always a change (writing b"x" was none 1 time in 256)
     with pytest.raises(ModelError, match=gguf.GGUF_SHA256):
         gguf.ensure_gguf(s, parts)
     assert _leftovers(s.resolved_model_cache) == []

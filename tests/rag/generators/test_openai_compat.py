@@ -87,3 +87,7 @@ def test_openai_yes_probability_reads_the_first_tokens_logprobs(tmp_path: Path) 
         assert req["logprobs"] is True and req["top_logprobs"] >= 2 and req["max_tokens"] == 1
     with StubOpenAI(reply="Yes") as stub:  # an endpoint that gives no log-probabilities: the reply is read instead
         assert create_generator(_openai_settings(tmp_path, stub.url)).yes_probability("Reply Yes or No.", "Is it?") is None
+    with StubOpenAI(fail_with=(400, "logprobs is not supported")) as stub:  # or that rejects the request for them
+        assert create_generator(_openai_settings(tmp_path, stub.url)).yes_probability("Reply Yes or No.", "Is it?") is None
+    with StubOpenAI(fail_with=(500, "overloaded")) as stub, pytest.raises(GeneratorError, match="500"):
+        create_generator(_openai_settings(tmp_path, stub.url)).yes_probability("Reply Yes or No.", "Is it?")
