@@ -143,27 +143,39 @@ class Engine:
         timings["rewrite"] = time.perf_counter() - t
         plan, qplan = self._plan(standalone, filters)                                                   # 2. dates, 3. what is asked
 
-        def search(p: SearchPlan) -> tuple[Retrieved, Context | None, bool]:
+        def search(p: SearchPlan) -> Retrieved:
             t = time.perf_counter()
             found = retrieve(p, self.retriever, self.embedder, s.top_k, qplan, s.max_chunks_per_article)  # 4. hybrid retrieval
             timings["retrieve"] = time.perf_counter() - t
+            return found
+
+        def check(found: Retrieved) -> tuple[Context | None, bool]:
             if not found.passages:
-                return found, None, False
+                return None, False
             t = time.perf_counter()
             context = select_context(found, standalone, self.embedder, s.context_tokens)              # 5. tight context
             timings["select"] = time.perf_counter() - t
-            return found, context, retrieval_confident(context.passages, context.best_cosine, context.best_overlap, standalone, s)
+            return context, retrieval_confident(context.passages, context.best_cosine, context.best_overlap, standalone, s)
 
-        found, context, confident = search(plan)
-        plan_notes: tuple[str, ...] = ()
-        if not confident and (wide := widen(plan)) is not None:  # "last week's game": the dates describe, they need not filter
-            wider = search(wide)
-            if wider[2]:
-                plan, (found, context, confident) = wide, wider
-                plan_notes = (f"{wide.applied['dates_not_matched']}.",)
-        if found.passages:  # sources first: retrieval takes a fraction of a second, writing takes many
+        def sources(found: Retrieved) -> Sources:  # sources first: retrieval takes a fraction of a second, writing takes many
             timings["sources"] = time.perf_counter() - t0
-            yield Sources(list(found.passages), standalone, plan.applied, timings["sources"])
+            return Sources(list(found.passages), standalone, plan.applied, timings["sources"])
+
+        found = search(plan)
+        wide = widen(plan)
+        if wide is None and found.passages:
+            yield sources(found)
+        context, confident = check(found)
+        plan_notes: tuple[str, ...] = ()
+        if wide is not None:  # "last week's game": when the dates match nothing usable, they describe, they need not filter
+            if not confident:
+                wide_found = search(wide)
+                wide_context, wide_confident = check(wide_found)
+                if wide_confident:
+                    plan, found, context, confident = wide, wide_found, wide_context, True
+                    plan_notes = (f"{wide.applied['dates_not_matched']}.",)
+            if found.passages:
+                yield sources(found)
 
         def finish(text: str, passages: Any, notes: tuple[str, ...] = (), **fields: Any) -> Answer:
             return Answer(question=question, text=text, passages=list(passages), standalone_question=standalone, filters=plan.applied,
