@@ -93,7 +93,7 @@ def parse_short(plan: QuestionPlan, reply: str) -> str | None:
 
 
 def short_reply(plan: QuestionPlan, question: str, context: "Context", parts: Parts, gen: Generator,
-                yes_threshold: float = 0.5) -> tuple[str | None, int]:
+                yes_threshold: float) -> tuple[str | None, int]:
     """The model's verdict, option or name over the context, and about how many prompt tokens that took.
 
     "Does A say X, while B says Y?": each claim is checked against its own outlet's passage and all must

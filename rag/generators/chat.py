@@ -75,14 +75,20 @@ class ChatModelGenerator:
         return yes_probability(self.llm, msgs)
 
 
+def _limited(llm: LLM, max_tokens: int) -> LLM:
+    """The LLM with this reply limit: llama-index's OpenAI LLMs let the instance's max_tokens override a
+    per-call one, so they get a copy with the new limit (private attrs, i.e. the HTTP client, are shared)."""
+    if not isinstance(llm, LocalLlamaCpp) and getattr(llm, "max_tokens", None) not in (None, max_tokens):
+        return llm.model_copy(update={"max_tokens": max_tokens})
+    return llm
+
+
 def yes_probability(llm: LLM, messages: list[ChatMessage]) -> float | None:
     """P("Yes") / (P("Yes") + P("No")) over the first reply token's top alternatives; None when the LLM
     returns no log-probabilities or neither word is among them."""
     where = describe_endpoint(llm)
-    if not isinstance(llm, LocalLlamaCpp) and getattr(llm, "max_tokens", None) not in (None, 1):
-        llm = llm.model_copy(update={"max_tokens": 1})  # see stream_chat: the instance's limit wins otherwise
     try:
-        resp = llm.chat(messages, max_tokens=1, logprobs=True, top_logprobs=10)
+        resp = _limited(llm, 1).chat(messages, max_tokens=1, logprobs=True, top_logprobs=10)
     except BylineError:
         raise
     except Exception as exc:
@@ -149,10 +155,7 @@ def stream_chat(llm: LLM, messages: list[ChatMessage], max_tokens: int | None = 
     kwargs: dict[str, Any] = {}
     if max_tokens is not None:
         kwargs["max_tokens"] = max_tokens
-        if not isinstance(llm, LocalLlamaCpp) and getattr(llm, "max_tokens", None) not in (None, max_tokens):
-            # llama-index's OpenAI LLMs let the instance's max_tokens override a per-call one, so
-            # use a copy with the new limit (private attrs, i.e. the HTTP client, are shared).
-            llm = llm.model_copy(update={"max_tokens": max_tokens})
+        llm = _limited(llm, max_tokens)
     responses: Iterator[Any] | None = None
     finished = False
     try:
