@@ -10,7 +10,6 @@ and runs the steps of ``rag.pipeline`` in order.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -117,14 +116,16 @@ class Engine:
                            self.retriever.archive_months(), outlets)
         return plan, plan_question(standalone, outlets)
 
+    def _retrieve(self, plan: SearchPlan, qplan: QuestionPlan, k: int | None = None) -> Retrieved:
+        return retrieve(plan, self.retriever, self.embedder, k or self.settings.top_k, qplan, self.settings.max_chunks_per_article)
+
     def search(self, question: str, *, k: int | None = None, filters: Filters | dict[str, Any] | None = None) -> list[Passage]:
         """The passages Byline's retrieval finds for a standalone question, best first (dates read from it,
         one more search per outlet it names): what an answer starts from. No generator runs."""
-        s = self.settings
         plan, qplan = self._plan(question, filters)
-        found = retrieve(plan, self.retriever, self.embedder, k or s.top_k, qplan, s.max_chunks_per_article)
+        found = self._retrieve(plan, qplan, k)
         if not found.passages and (wide := widen(plan)) is not None:
-            found = retrieve(wide, self.retriever, self.embedder, k or s.top_k, qplan, s.max_chunks_per_article)
+            found = self._retrieve(wide, qplan, k)
         return list(found.passages)
 
     def ask_stream(self, question: str, *, history: History = None, filters: Filters | dict[str, Any] | None = None,
@@ -145,7 +146,7 @@ class Engine:
 
         def search(p: SearchPlan) -> Retrieved:
             t = time.perf_counter()
-            found = retrieve(p, self.retriever, self.embedder, s.top_k, qplan, s.max_chunks_per_article)  # 4. hybrid retrieval
+            found = self._retrieve(p, qplan)                                                            # 4. hybrid retrieval
             timings["retrieve"] = time.perf_counter() - t
             return found
 
@@ -201,10 +202,7 @@ class Engine:
             composed = compose_order(qplan, inp, found.parts, self.embedder.embed)
         if composed is None and qplan.kind in SHORT_KINDS and gen.uses_model:                           # 6c. a short reply
             # Fewer, shorter passages: every prompt token costs the user time before the reply.
-            # A question naming outlets spans articles: one passage each first. One that names none is most often
-            # about one story, whose second passage beats another story's first (measured: a distractor's name won).
-            n = max(s.short_top_k, 1 + len(found.parts))
-            few = fewer(found, n) if found.parts else dataclasses.replace(found, passages=found.passages[:n])
+            few = fewer(found, max(s.short_top_k, 1 + len(found.parts)))
             # The budget goes to the best sentences wherever they are; only the outlets the question names keep one each.
             keep = frozenset(nums[0] for _, nums in found.parts if nums)
             short = select_context(few, standalone, self.embedder, s.short_context_tokens, keep=keep)

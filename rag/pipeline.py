@@ -196,8 +196,12 @@ def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransform
 
 # --- 5. context -----------------------------------------------------------------------------------
 def fewer(retrieved: Retrieved, n: int) -> Retrieved:
-    """The best ``n`` passages, one per article before any article's second (a question across articles
-    needs each of them more than more of one), in their retrieved order and numbering."""
+    """The best ``n`` passages, in their retrieved order and numbering. When the search had parts (the
+    question names outlets, so it spans articles), one per article before any article's second; otherwise
+    simply the first ``n``: a question that names none is most often about one story, whose second passage
+    beats another story's first (measured: a distractor's name won)."""
+    if not retrieved.parts:
+        return dataclasses.replace(retrieved, passages=retrieved.passages[:n])
     firsts: list[Passage] = []
     seconds: list[Passage] = []
     seen: set[str] = set()

@@ -80,13 +80,14 @@ def test_widen_drops_only_descriptive_dates_read_from_the_question() -> None:
     assert widen(plan_search("Who won the vote?", Filters(), ref, set())) is None
 
 
-def test_fewer_takes_one_passage_per_article_before_any_second(embedder) -> None:
+def test_fewer_takes_one_passage_per_article_first_when_the_question_names_outlets(embedder) -> None:
     same = [dataclasses.replace(PASSAGES[0], number=1), dataclasses.replace(PASSAGES[0], number=2, chunk_id="c1b"),
             dataclasses.replace(PASSAGES[1], number=3), dataclasses.replace(PASSAGES[2], number=4)]
-    found = _retrieved(embedder, "budget", same)
+    found = dataclasses.replace(_retrieved(embedder, "budget", same), parts=(("Outlet", (1,)),))  # the question names an outlet
     assert [p.number for p in fewer(found, 3).passages] == [1, 3, 4]
     assert [p.number for p in fewer(found, 4).passages] == [1, 2, 3, 4]
     assert len(found.passages) == 4  # what it was given is left alone
+    assert [p.number for p in fewer(dataclasses.replace(found, parts=()), 3).passages] == [1, 2, 3]  # names none: the first n
 
 
 def test_select_context_trims_copies_and_leaves_the_retrieved_passages_alone(embedder) -> None:
