@@ -74,12 +74,36 @@ def words(text: str) -> list[str]:
     return [w.lower().strip("'’-") for w in _WORD.findall(text)]
 
 
+# Irregular past forms news questions ask with their present ("What did X tell the jury?" / "X told jurors").
+_IRREGULAR = {
+    "told": "tell", "said": "say", "gave": "give", "given": "give", "made": "make", "took": "take", "taken": "take",
+    "won": "win", "lost": "lose", "found": "find", "bought": "buy", "sold": "sell", "paid": "pay", "met": "meet",
+    "left": "leave", "began": "begin", "begun": "begin", "wrote": "write", "written": "write", "spoke": "speak",
+    "spoken": "speak", "chose": "choose", "chosen": "choose", "ran": "run", "saw": "see", "seen": "see", "went": "go",
+    "gone": "go", "came": "come", "knew": "know", "known": "know", "thought": "think", "brought": "bring", "held": "hold",
+    "led": "lead", "fell": "fall", "fallen": "fall", "rose": "rise", "risen": "rise", "struck": "strike",
+    "fought": "fight", "sent": "send", "spent": "spend", "built": "build", "drove": "drive", "driven": "drive",
+    "grew": "grow", "grown": "grow", "threw": "throw", "thrown": "throw", "broke": "break", "broken": "break",
+    "stole": "steal", "stolen": "steal", "became": "become", "got": "get", "kept": "keep", "felt": "feel",
+    "heard": "hear", "taught": "teach", "caught": "catch", "sought": "seek", "withdrew": "withdraw", "shot": "shoot",
+    "fled": "flee", "hid": "hide", "hidden": "hide", "forgave": "forgive", "swore": "swear", "sworn": "swear",
+    "sank": "sink", "sunk": "sink", "froze": "freeze", "frozen": "freeze", "overtook": "overtake", "ate": "eat",
+    "jurors": "jury", "juror": "jury",
+}
+
+
 def stem(w: str) -> str:
-    """A light suffix stripper: enough to match 'militias'/'militia', 'announced'/'announce'."""
+    """A light suffix stripper after irregular forms: 'militias'/'militia', 'announced'/'announce', 'told'/'tell'.
+
+    Lighter than Snowball on purpose: 'mayoral' must not become 'mayor', or a question about a mayoral election
+    finds its words in an article that only names the mayor.
+    """
+    w = _IRREGULAR.get(w, w)
     for suf in ("'s", "’s", "ies", "es", "s", "ing", "ed", "ly"):
         if len(w) > len(suf) + 3 and w.endswith(suf):
-            return w[: -len(suf)] + ("y" if suf == "ies" else "")
-    return w
+            w = w[: -len(suf)] + ("y" if suf == "ies" else "")
+            break
+    return w[:-1] if len(w) > 4 and w.endswith("e") else w
 
 
 def content_words(text: str) -> list[str]:

@@ -80,13 +80,19 @@ class ExtractiveGenerator:
             n, sent = cands[0][1], cands[0][2]
             if picked and (n, sent) not in picked and any(n in nums for nums in named):
                 picked.insert(0, (n, sent))
+        asked = set(content_words(question))
+        covered: set[str] = set()
         for sc, n, sent in [] if picked else cands:
             if sc < top * 0.8 or len(picked) >= 3:
                 break
             key = " ".join(sent.lower().split())
-            if key in seen_text:
+            words = asked & set(content_words(sent))
+            # A further sentence must bring something the question asks that the ones before did not: a sentence
+            # that only repeats the topic ("… lies with the jury") is a near miss, often from another article.
+            if key in seen_text or (picked and not words - covered):
                 continue
             seen_text.add(key)
+            covered |= words
             picked.append((n, sent))
         # Without a model to judge, only answer when the chosen sentences cover most of what was asked.
         coverage = lexical_support(question, evidence_text([idx.passage for idx in inp.index.values()]), ignore=ANSWER_TYPE_WORDS)
