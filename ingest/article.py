@@ -8,6 +8,7 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from html import unescape
 from typing import Any
 
 from rag.schema import chunk_header
@@ -35,15 +36,55 @@ def normalize_text(text: str) -> str:
     return text.strip()
 
 
+def decode_entities(s: str) -> str:
+    """HTML entities decoded, twice-escaped ones too (``&amp;#039;`` -> ``'``)."""
+    for _ in range(3):
+        if "&" not in s:
+            break
+        new = unescape(s)
+        if new == s:
+            break
+        s = new
+    return s
+
+
+# What bylines hold besides a name: CMS labels, link texts and placeholders.
+_AUTHOR_PREFIX = re.compile(r"^(?:view all posts by|all posts by|more from|posts by|posted by|submitted by|written by|"
+                            r"reported by|story by|words by|author:|by)\s*:?\s+", re.I)
+_AUTHOR_JUNK = {"submitted", "posted", "admin", "administrator", "author", "authors", "unknown", "anonymous", "by",
+                "none", "null", "n/a", "guest", "editor", "webmaster"}
+
+
+def clean_author(author: str) -> str:
+    """A byline as a name: ``support@example.com (Team)`` -> ``Team``, "View all posts by Ann Lee" -> "Ann Lee",
+    "Submitted" or a bare e-mail address or URL -> ""."""
+    names = []
+    for part in re.split(r"\s*;\s*", " ".join(decode_entities(author or "").split())):
+        m = re.fullmatch(r"\S+@\S+\s*\((.+)\)", part) or re.fullmatch(r"(.+?)\s*<\S+@\S+>", part)
+        if m:
+            part = m.group(1).strip()
+        while True:
+            stripped = _AUTHOR_PREFIX.sub("", part).strip()
+            if stripped == part:
+                break
+            part = stripped
+        if not part or part.lower().strip(".:") in _AUTHOR_JUNK or re.fullmatch(r"\S+@\S+|https?://\S+", part):
+            continue
+        names.append(part)
+    return "; ".join(names)
+
+
 def _sha(s: str) -> str:
     return hashlib.sha256(s.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def parse_date(value: Any, *, where: str = "") -> dt.datetime | None:
+def parse_date(value: Any, *, where: str = "", quiet: bool = False) -> dt.datetime | None:
     """Parse a publication date from many formats; an unparseable one is logged and becomes None.
 
-    Returns an aware datetime (UTC when no zone is given).
+    Returns an aware datetime (UTC when no zone is given). ``quiet`` logs an unusable value at INFO
+    only, for callers that have other candidates to try.
     """
+    warn = log.info if quiet else log.warning
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, dt.datetime):
@@ -53,7 +94,7 @@ def parse_date(value: Any, *, where: str = "") -> dt.datetime | None:
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         d = _from_number(value)
         if d is None:
-            log.warning("%sunparseable date %r; kept as unknown", f"{where}: " if where else "", value)
+            warn("%sunparseable date %r; kept as unknown", f"{where}: " if where else "", value)
             return None
     else:
         s = str(value).strip()
@@ -87,12 +128,12 @@ def parse_date(value: Any, *, where: str = "") -> dt.datetime | None:
             except Exception:  # noqa: BLE001 - dateparser raises many types on junk
                 d = None
         if d is None:
-            log.warning("%sunparseable date %r; kept as unknown", f"{where}: " if where else "", s[:80])
+            warn("%sunparseable date %r; kept as unknown", f"{where}: " if where else "", s[:80])
             return None
     if d.tzinfo is None:
         d = d.replace(tzinfo=dt.timezone.utc)
     if not (1800 <= d.year <= 2200):
-        log.warning("%simplausible date %r; kept as unknown", f"{where}: " if where else "", value)
+        warn("%simplausible date %r; kept as unknown", f"{where}: " if where else "", value)
         return None
     return d
 
@@ -132,9 +173,9 @@ class Article:
 
     def __post_init__(self) -> None:
         self.text = normalize_text(self.text or "")
-        self.title = " ".join((self.title or "").split())
-        self.source = " ".join((self.source or "").split())
-        self.author = " ".join((self.author or "").split())
+        self.title = " ".join(decode_entities(self.title or "").split())
+        self.source = " ".join(decode_entities(self.source or "").split())
+        self.author = clean_author(self.author)
         self.url = (self.url or "").strip()
         if not self.id:
             self.id = article_id(self.url, self.text)
@@ -155,9 +196,37 @@ class Article:
 
 
 def article_id(url: str, text: str) -> str:
-    """Stable id: hash of the URL when there is one (so an edited article keeps its id), else of the text."""
-    basis = url.strip() if url and url.strip() else normalize_text(text)
+    """Stable id: hash of the normalised URL when there is one (so an edited article keeps its id, and
+    the same page reached by another spelling of its URL is the same article), else of the text."""
+    basis = identity_url(url) if url and url.strip() else normalize_text(text)
     return _sha(basis)[:16]
+
+
+# Query parameters that say how a reader arrived, not which page it is.
+_TRACKING = re.compile(r"^(?:utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|yclid|_ga|_gl|ocid|cmpid|smid|"
+                       r"ref|ref_src|ref_url|taid|at_medium|at_campaign|ito|itm_\w+|ns_\w+)$", re.I)
+
+
+def identity_url(url: str) -> str:
+    """A URL as an article's identity: https, no ``www.``, no default port, fragment, tracking parameters
+    or trailing slash; host lower-cased. Returns the input, stripped, when it is not an absolute http(s) URL."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return url
+    host = parts.hostname.lower()
+    host = host[4:] if host.startswith("www.") else host
+    if port and port not in (80, 443):
+        host = f"{host}:{port}"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)])
+    path = parts.path.rstrip("/") or ""
+    return urlunsplit(("https", host, path, query, ""))
 
 
 def first(record: dict[str, Any], name: str) -> Any:

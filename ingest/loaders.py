@@ -11,8 +11,11 @@ import logging
 import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Union
+from urllib.parse import urljoin, urlsplit
 
-from ingest.article import Article, article_from_record, normalize_text, parse_date
+from ingest.article import Article, article_from_record, clean_author, decode_entities, normalize_text, parse_date
+from ingest.decode import charset_from_content_type, decode_bytes
+from ingest.htmlmeta import AUTHOR_KEYS, DATE_KEYS, clean_title, is_default_date, ld_names, only_before_headline, read_page, url_date
 from rag.errors import IngestError
 from rag.records import ARTICLE_LIST_KEYS, RecordError, iter_records
 
@@ -26,59 +29,11 @@ HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 JSON_SUFFIXES = {".json"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 PDF_SUFFIXES = {".pdf"}
-FEED_SUFFIXES = {".rss", ".atom", ".xml"}
+FEED_SUFFIXES = {".rss", ".atom", ".xml", ".cdf"}
 SUPPORTED = TEXT_SUFFIXES | MD_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | JSONL_SUFFIXES | PDF_SUFFIXES | FEED_SUFFIXES
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # a bigger "article" is a mistake (a dump, a binary), not news
 HTTP_TIMEOUT = 15.0
-
-
-# --- decoding -------------------------------------------------------------------------------------
-def decode_bytes(data: bytes, source: str, charset: str = "") -> str:
-    """Decode text in UTF-8 (with or without BOM), UTF-16 (BOM), else CP1252/Latin-1; reject binaries.
-
-    ``charset`` is a hint from an HTTP Content-Type header, tried after the BOMs and UTF-8.
-    """
-    if data.startswith(b"\xef\xbb\xbf"):
-        return _check_text(data[3:].decode("utf-8", errors="replace"), source)
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return _check_text(data.decode("utf-16", errors="replace"), source)
-    sample = data[:8192]
-    if b"\x00" in sample:
-        # UTF-16 without a BOM: one half of the bytes is (almost) all zero and the other is not.
-        # Anything else with NULs is binary (an image, an archive, an office file).
-        n = len(sample) / 2
-        if len(sample) >= 4:
-            odd, even = sample[1::2].count(0), sample[0::2].count(0)
-            if odd > n * 0.4 and even < n * 0.1:
-                return _check_text(data.decode("utf-16-le", errors="replace"), source)
-            if even > n * 0.4 and odd < n * 0.1:
-                return _check_text(data.decode("utf-16-be", errors="replace"), source)
-        raise IngestError(source, "binary file, not text")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    if charset:
-        try:
-            return _check_text(data.decode(charset), source)
-        except (LookupError, UnicodeDecodeError):
-            pass
-    try:
-        text = data.decode("cp1252")
-    except UnicodeDecodeError:
-        # cp1252 leaves five bytes undefined; Latin-1 maps every byte, so nothing is lost.
-        text = data.decode("latin-1")
-    return _check_text(text, source)
-
-
-def _check_text(text: str, source: str) -> str:
-    """Reject decoded "text" that is mostly control characters or replacement marks (a binary)."""
-    head = text[:4000]
-    bad = sum(1 for ch in head if (ord(ch) < 32 and ch not in "\n\r\t\f") or ch == "\ufffd")
-    if head and bad > max(40, len(head) * 0.05):
-        raise IngestError(source, "binary file, not text")
-    return text
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -153,8 +108,13 @@ def parse_text_document(text: str, source: str) -> Article:
 
 
 # --- HTML ----------------------------------------------------------------------------------------
+TINY_TEXT_CHARS = 500  # extracted text this short, from a page with this many times more text, is suspect
+TINY_TEXT_RATIO = 20
+
+
 def parse_html(html: str, source: str, url: str = "") -> Article:
-    """Main text via trafilatura (boilerplate dropped); metadata from <title>, <meta> and JSON-LD."""
+    """Main text via trafilatura (boilerplate dropped); metadata from the page's own statements first
+    (JSON-LD, ``<meta>``), then trafilatura's guesses, checked (see ``ingest.htmlmeta``)."""
     import trafilatura
 
     data: dict[str, Any] = {}
@@ -168,32 +128,97 @@ def parse_html(html: str, source: str, url: str = "") -> Article:
         data = json.loads(raw) if raw else {}
         if (data.get("text") or "").strip():
             break
-    ld = _json_ld(html)
-    text = data.get("text") or ""
+    pm = read_page(html)
+    ld, meta = pm.ld, pm.meta
+    text = _article_text(data.get("text") or "", pm, source)
     if not text.strip():
         raise IngestError(source, "no article text found in the HTML")
-    title = ld.get("headline") or data.get("title") or ""
-    date = ld.get("datePublished") or data.get("date")
-    author = ld.get("author") or data.get("author") or ""
-    if isinstance(author, list):
-        author = ", ".join(a.get("name", "") if isinstance(a, dict) else str(a) for a in author)
-    elif isinstance(author, dict):
-        author = author.get("name", "")
-    publisher = ld.get("publisher")
-    if isinstance(publisher, dict):
-        publisher = publisher.get("name")
+    page_url = _canonical_url(url, [_as_str(ld.get("url")), pm.canonical, meta.get("og:url", ""), _as_str(data.get("url") or data.get("source"))])
+    publisher = ld_names(ld.get("publisher"))
+    sites = [*publisher, meta.get("og:site_name", ""), _as_str(data.get("sitename")), urlsplit(page_url).hostname or ""]
+    title = clean_title(_as_str(ld.get("headline")) or meta.get("og:title", "") or _as_str(data.get("title")) or pm.h1, sites)
     art = Article(
         text=text,
-        title=_as_str(title),
+        title=title,
         # trafilatura's JSON output calls the site name "source-hostname" and the page URL "source".
-        source=_as_str(publisher or data.get("sitename") or data.get("source-hostname") or data.get("hostname")),
-        author=str(author),
-        published_at=parse_date(date, where=source),
-        url=url or _as_str(ld.get("url")) or _as_str(data.get("url") or data.get("source")),
+        source=next((s for s in (*publisher, meta.get("og:site_name", ""), _as_str(data.get("sitename")),
+                                 _as_str(data.get("source-hostname")), _as_str(data.get("hostname"))) if s), ""),
+        author=_page_author(ld, meta, _as_str(data.get("author")), publisher),
+        published_at=_page_date(html, pm, data.get("date"), page_url, source),
+        url=page_url,
         category=str(data.get("categories") or ""),
         origin=source,
     )
     return _need_text(art, source)
+
+
+def _canonical_url(fetched: str, declared: list[str]) -> str:
+    """The page's own URL (JSON-LD url, rel=canonical, og:url) over the address it was fetched from, so a
+    page saved as a file and the same page fetched (with ?utm_... or through a feed) are one article.
+
+    A declared URL pointing at a site's front page is ignored for a deeper fetched page: some CMSs
+    put their home page in every page's canonical link, which would make every story one article."""
+    for cand in declared:
+        if not cand.strip():
+            continue
+        cand = urljoin(fetched, cand.strip()) if fetched else cand.strip()
+        parts = urlsplit(cand)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            continue
+        if fetched and parts.path.strip("/") == "" and urlsplit(fetched).path.strip("/"):
+            continue
+        return cand
+    return fetched
+
+
+def _article_text(text: str, pm: Any, source: str) -> str:
+    """trafilatura's text, or the JSON-LD ``articleBody`` when that holds much more (a caption-only extraction)."""
+    body = _as_str(pm.ld.get("articleBody"))
+    if body and "<" in body:
+        body = _html_to_text(body)
+    body = normalize_text(decode_entities(body)) if body else ""
+    n = len(normalize_text(text))
+    if len(body) > max(2 * n, 200):
+        if n:
+            log.info("%s: using the JSON-LD articleBody (%d characters) over the extracted text (%d)", source, len(body), n)
+        return body
+    if n and n < TINY_TEXT_CHARS and pm.visible_chars > TINY_TEXT_RATIO * n:
+        log.warning("%s: only %d characters of article text found in a page with %d characters of text; "
+                    "the stored text may be a caption or teaser", source, n, pm.visible_chars)
+    return text
+
+
+def _page_author(ld: dict[str, Any], meta: dict[str, str], guessed: str, publisher: list[str]) -> str:
+    """The JSON-LD author (a person, not the publisher), else the author <meta>, else trafilatura's guess."""
+    people = [n for n in ld_names(ld.get("author"), people_only=True) if n not in publisher]
+    if people:
+        return ", ".join(people)
+    for key in AUTHOR_KEYS:
+        v = clean_author(meta.get(key, ""))
+        if v and not v.startswith(("http://", "https://")):
+            return v
+    return clean_author(guessed) or ", ".join(ld_names(ld.get("author")))
+
+
+def _page_date(html: str, pm: Any, guessed: Any, page_url: str, source: str) -> Any:
+    """The article's own date (JSON-LD, <meta>, the URL), else trafilatura's guess when it is not a
+    vocabulary URL's or a site banner's date. A bare January 1st yields to the URL's date of that year."""
+    from_url = url_date(page_url)
+    d = None
+    for stated in (_as_str(pm.ld.get("datePublished")), *(pm.meta.get(k, "") for k in DATE_KEYS)):
+        # The next candidate is tried when one cannot be read ("Monday", "TBD"): not worth a warning.
+        d = parse_date(stated, where=source, quiet=True) if stated else None
+        if d is not None:
+            break
+    if d is None and guessed:
+        g = parse_date(guessed, where=source, quiet=True)
+        if g is not None and ((g.year, g.month) in pm.namespace_months or only_before_headline(html, g.date())):
+            log.info("%s: date %s looks like a namespace's or a site banner's; not used", source, g.date())
+            g = None
+        d = g
+    if from_url and (d is None or (is_default_date(d) and d.year == from_url.year)):
+        return parse_date(from_url, where=source)
+    return d
 
 
 def _as_str(v: Any) -> str:
@@ -203,28 +228,6 @@ def _as_str(v: Any) -> str:
     if isinstance(v, dict):
         v = v.get("@id") or v.get("url") or v.get("name") or ""
     return str(v or "")
-
-
-def _json_ld(html: str) -> dict[str, Any]:
-    """The first NewsArticle-like JSON-LD object in the page, if any."""
-    for m in re.finditer(r"<script[^>]+application/ld\+json[^>]*>(.*?)</script>", html, re.S | re.I):
-        try:
-            obj = json.loads(m.group(1).strip())
-        except ValueError:
-            continue
-        stack = [obj]
-        while stack:
-            o = stack.pop()
-            if isinstance(o, list):
-                stack.extend(o)
-            elif isinstance(o, dict):
-                if "@graph" in o:
-                    stack.extend(o["@graph"] if isinstance(o["@graph"], list) else [o["@graph"]])
-                t = o.get("@type")
-                types = t if isinstance(t, list) else [t]
-                if any(str(x).endswith(("Article", "NewsArticle", "BlogPosting", "Report")) for x in types if x):
-                    return o
-    return {}
 
 
 # --- JSON / JSONL --------------------------------------------------------------------------------
@@ -301,31 +304,43 @@ def _pdf_date(v: Any, source: str) -> Any:
 
 
 # --- feeds ---------------------------------------------------------------------------------------
-def looks_like_feed(data: bytes | str, content_type: str = "") -> bool:
-    head = (data[:2000].decode("utf-8", "ignore") if isinstance(data, bytes) else data[:2000]).lower()
-    if any(t in content_type for t in ("rss", "atom")):
-        return True
-    return "<rss" in head or ("<feed" in head and "atom" in head) or "<rdf:rdf" in head
+def read_feed(data: bytes, content_type: str = "") -> Any:
+    """The parsed feed when ``data`` is an RSS, Atom or CDF feed, else None.
 
-
-def parse_feed(data: bytes, source: str, *, fetch_pages: bool = True) -> Iterator[Item]:
-    """Each feed entry becomes an article: its linked page when it can be fetched, else the entry's own text."""
+    Decided by parsing, not by looking at the text: feedparser reads the bytes with its own
+    encoding rules (BOMs, UTF-16/32, the XML declaration, the HTTP charset).
+    """
     import feedparser
 
-    feed = feedparser.parse(data)
-    if feed.bozo and not feed.entries:
-        yield IngestError(source, f"broken feed: {feed.get('bozo_exception')}")
+    feed = feedparser.parse(data, response_headers={"content-type": content_type} if content_type else None)
+    # CDF feeds have entries but no version; an empty RSS/Atom feed has a version but no entries.
+    return feed if feed.entries or feed.get("version") else None
+
+
+def parse_feed(data: bytes, source: str, *, fetch_pages: bool = True, content_type: str = "") -> Iterator[Item]:
+    """Each feed entry becomes an article: its linked page when it can be fetched, else the entry's own text."""
+    feed = read_feed(data, content_type)
+    if feed is None:
+        yield IngestError(source, "not an RSS, Atom or CDF feed (no entries found)")
         return
+    yield from feed_articles(feed, source, fetch_pages=fetch_pages)
+
+
+def feed_articles(feed: Any, source: str, *, fetch_pages: bool) -> Iterator[Item]:
     if not feed.entries:
-        yield IngestError(source, "no entries in the feed (not an RSS/Atom feed?)")
+        reason = f"broken feed: {feed.get('bozo_exception')}" if feed.bozo else "no entries in the feed"
+        yield IngestError(source, reason)
         return
     outlet = feed.feed.get("title", "") if feed.get("feed") else ""
     for n, e in enumerate(feed.entries):
         where = f"{source}#{n}"
         link = e.get("link", "")
         date = e.get("published") or e.get("updated") or e.get("created")
+        # The raw field, cleaned here: feedparser's own split of "mail@host (Name)" cuts long domains wrongly.
+        author = clean_author(e.get("author", "")) or (e.get("author_detail") or {}).get("name", "")
         page: Article | None = None
-        if fetch_pages and link.startswith(("http://", "https://")):
+        tried = fetch_pages and link.startswith(("http://", "https://"))
+        if tried:
             try:
                 page = fetch_url_article(link)
             except IngestError as exc:
@@ -335,6 +350,7 @@ def parse_feed(data: bytes, source: str, *, fetch_pages: bool = True) -> Iterato
         if page is not None:
             page.title = page.title or e.get("title", "")
             page.source = page.source or outlet
+            page.author = page.author or clean_author(author)
             page.published_at = page.published_at or parse_date(date, where=where)
             page.origin = where
             yield page
@@ -346,9 +362,11 @@ def parse_feed(data: bytes, source: str, *, fetch_pages: bool = True) -> Iterato
         if "<" in body:
             body = _html_to_text(body)
         if not normalize_text(body):
-            yield IngestError(where, "feed entry has no text and its page could not be read")
+            why = ("its page could not be read" if tried else
+                   "it links to no web page" if fetch_pages else "no summary or content in the entry")
+            yield IngestError(where, f"feed entry has no text ({why})")
             continue
-        yield Article(text=body, title=e.get("title", ""), source=outlet, author=e.get("author", ""),
+        yield Article(text=body, title=e.get("title", ""), source=outlet, author=author,
                       published_at=parse_date(date, where=where), url=link, origin=where)
 
 
@@ -393,11 +411,6 @@ def _http_get(url: str) -> tuple[bytes, str, str]:
         raise IngestError(url, f"cannot fetch: {exc or type(exc).__name__}") from None
 
 
-def _charset(ctype: str) -> str:
-    m = re.search(r"charset=[\"']?([\w.:-]+)", ctype)
-    return m.group(1) if m else ""
-
-
 def _is_html(ctype: str, text: str) -> bool:
     head = text[:5000].lower()
     return "html" in ctype or "<html" in head or "<body" in head or "<!doctype html" in head
@@ -414,7 +427,7 @@ def _parse_response(data: bytes, ctype: str, url: str, final: str) -> Iterator[I
         return
     if not data.strip():
         raise IngestError(url, "empty response")
-    text = decode_bytes(data, url, _charset(ctype))
+    text = decode_bytes(data, url, charset_from_content_type(ctype), declarations="json" not in ctype)
     if "json" in ctype or (not _is_html(ctype, text) and text.lstrip()[:1] in ("{", "[")):
         items = list(parse_json_records(text, url, lines=False))
         arts = [i for i in items if isinstance(i, Article)]
@@ -434,6 +447,13 @@ def _parse_response(data: bytes, ctype: str, url: str, final: str) -> Iterator[I
         yield art
 
 
+def _may_be_feed(data: bytes, ctype: str) -> bool:
+    """Worth parsing as a feed: anything but PDF, JSON, and HTML that looks like HTML."""
+    if "pdf" in ctype or "json" in ctype or data[:5] == b"%PDF-":
+        return False
+    return "html" not in ctype or not re.search(rb"<(?:html|body|!doctype\s+html)", data[:5000], re.I)
+
+
 def fetch_url_article(url: str) -> Article:
     """The one article at a URL (a feed entry's page). Raises IngestError."""
     data, ctype, final = _http_get(url)
@@ -448,8 +468,9 @@ def fetch_url_article(url: str) -> Article:
 def load_url(url: str) -> Iterator[Item]:
     try:
         data, ctype, final = _http_get(url)
-        if looks_like_feed(data, ctype):
-            yield from parse_feed(data, url)
+        feed = read_feed(data, ctype) if _may_be_feed(data, ctype) else None
+        if feed is not None:
+            yield from feed_articles(feed, url, fetch_pages=True)
         else:
             yield from _parse_response(data, ctype, url, final)
     except IngestError as exc:
@@ -468,15 +489,17 @@ def load_file(path: Path) -> Iterator[Item]:
         if suffix in PDF_SUFFIXES:
             yield parse_pdf(data, source)
             return
-        text = decode_bytes(data, source)
+        if suffix in FEED_SUFFIXES:
+            yield from parse_feed(data, source, fetch_pages=False)  # feedparser decodes the bytes itself
+            return
+        # JSON is UTF-8 by definition, and its values may quote other pages' <meta charset>.
+        text = decode_bytes(data, source, declarations=suffix not in JSON_SUFFIXES | JSONL_SUFFIXES)
         if suffix in JSONL_SUFFIXES:
             yield from parse_json_records(text, source, lines=True)
         elif suffix in JSON_SUFFIXES:
             yield from parse_json_records(text, source, lines=False)
         elif suffix in HTML_SUFFIXES:
             yield parse_html(text, source)
-        elif suffix in FEED_SUFFIXES:
-            yield from parse_feed(data, source, fetch_pages=False)
         else:
             yield parse_text_document(text, source)
     except IngestError as exc:
@@ -498,8 +521,25 @@ def iter_files(root: Path) -> Iterator[Path]:
             yield p
 
 
+# Their log lines repeat, in library terms, problems Byline reports once in its own words
+# (trafilatura logs "ERROR ... empty HTML tree" for a page Byline then names as having no text).
+LIBRARY_LOGGERS = ("trafilatura", "htmldate", "courlan", "justext", "charset_normalizer", "readability")
+_quieted: set[str] = set()
+
+
+def quiet_libraries() -> None:
+    """Show the parsing libraries' own log lines only when this package logs at INFO (``byline -v``)."""
+    verbose = log.isEnabledFor(logging.INFO)
+    for name in LIBRARY_LOGGERS:
+        lg = logging.getLogger(name)
+        if lg.level == logging.NOTSET or name in _quieted:  # a level someone else set is left alone
+            lg.setLevel(logging.NOTSET if verbose else logging.CRITICAL + 1)
+            _quieted.add(name)
+
+
 def load_sources(sources: Iterable[str | Path]) -> Iterator[Item]:
     """Everything the user named: files, folders (recursively), http(s) URLs and feed URLs."""
+    quiet_libraries()
     for src in sources:
         s = str(src)
         if s.startswith(("http://", "https://")):

@@ -46,17 +46,19 @@ class IngestReport:
     seconds: float = 0.0
     embed_seconds: float = 0.0
     article_ids: list[str] = field(default_factory=list)
+    merged: int = 0  # items that were the same article (same normalised URL, or same text) as an earlier one in this run
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
     def summary(self) -> str:
-        return (f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, {len(self.errors)} failed; "
+        merged = f", {self.merged} duplicate{'s' if self.merged != 1 else ''} merged" if self.merged else ""
+        return (f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, {len(self.errors)} failed{merged}; "
                 f"{self.chunks_embedded} chunks embedded in {self.seconds:.1f} s")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged, "failed": len(self.errors),
+        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged, "failed": len(self.errors), "merged": self.merged,
                 "chunks_embedded": self.chunks_embedded, "chunks_deleted": self.chunks_deleted, "seconds": round(self.seconds, 3),
                 "errors": [{"source": e.source, "reason": e.reason} for e in self.errors]}
 
@@ -105,9 +107,11 @@ class Ingestor:
         run = _Run(self, report, progress)
         try:
             group: dict[str, Article] = {}
+            seen: dict[str, tuple[str, int]] = {}  # article id -> (where it was last read in this run, hash of its text)
             for item in items:
                 if isinstance(item, IngestError):
-                    log.warning("skipped %s", item)
+                    # Reported once, by whoever shows the report (the CLI prints every error); logged for -v.
+                    log.info("skipped %s", item)
                     report.errors.append(item)
                     if progress:
                         progress("article", 1)
@@ -117,7 +121,21 @@ class Ingestor:
                     if progress:
                         progress("article", 1)
                     continue
-                group[item.id] = item  # same id twice in one run: the later copy wins
+                where = item.origin or item.id
+                if item.id in seen:
+                    # Same article twice in one run (a page given as a file and by URL, a story in two feeds):
+                    # stored once, the later copy winning, and counted so the summary says so.
+                    report.merged += 1
+                    first_where, first_text = seen[item.id]
+                    if first_text != hash(item.text):
+                        log.warning("%s and %s have the same URL (%s) but different text; only %s is kept",
+                                    first_where, where, item.url, where)
+                    else:
+                        log.info("%s is the same article as %s; stored once", where, first_where)
+                    if progress and item.id in group:  # the copy it replaces will not be counted
+                        progress("article", 1)
+                seen[item.id] = (where, hash(item.text))
+                group[item.id] = item
                 if len(group) >= FLUSH_ARTICLES:
                     run.add(group)
                     group = {}

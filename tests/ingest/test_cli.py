@@ -71,3 +71,33 @@ def test_list_and_status_on_empty_store(run):
     assert code == 0 and json.loads(out) == []
     code, out, _ = run("status", "--json")
     assert code == 0 and json.loads(out)["articles"] == 0
+
+
+def test_ingest_reports_each_problem_once_without_library_noise(tmp_path):
+    """A real `byline ingest` process: one line per problem, none of trafilatura's own log lines (those need -v)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    tiny = tmp_path / "tiny.html"
+    tiny.write_text("x")  # trafilatura logs "ERROR ... empty HTML tree" for this
+    feed = tmp_path / "feed.rss"
+    feed.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+                    '<item><title>Empty</title><link>https://t.example/a</link></item></channel></rss>')
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "400"}
+
+    def ingest(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ui.cli", *flags, "ingest", "--data-dir", str(tmp_path / "d"), str(tiny), str(feed)],
+                              capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+
+    r = ingest()
+    assert r.returncode == 1
+    assert r.stderr == ""
+    assert r.stdout.splitlines()[:2] == [f"error {tiny}: no article text found in the HTML",
+                                         f"error {feed}#0: feed entry has no text (no summary or content in the entry)"]
+    assert r.stdout.splitlines()[2].startswith("0 added, 0 updated, 0 unchanged, 2 failed")
+    assert len(r.stdout.splitlines()) == 3
+    verbose = ingest("-v")
+    assert "ERROR trafilatura" in verbose.stderr  # the library's own lines are there for whoever asks
