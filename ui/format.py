@@ -89,22 +89,39 @@ def _short_url(u: str, limit: int = 60) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def answer_to_chat(text: str, numbers: Iterable[int] | None = None) -> str:
-    """The answer text for the chat bubble, escaped, with [n] markers styled (only those with a card)."""
+def answer_to_chat(text: str, numbers: Iterable[int] | None = None, citations: Sequence[Citation] = (), turn: int | None = None) -> str:
+    """The answer text for the chat bubble, escaped, with [n] markers styled (only those with a card).
+
+    With ``citations`` (the final answer) each marker is a chip: focusable, with a preview of its
+    source (title, outlet, date, the cited sentence) shown on hover or focus; ``turn`` ties the chip to
+    this answer's cards (the page's script scrolls to the card on click).
+    """
     keep = None if numbers is None else set(numbers)
+    by_n = {int(c.number): c for c in citations}
     out: list[str] = []
     pos = 0
     for m in MARKER_RE.finditer(text):
         out.append(esc_chat(text[pos : m.start()]))
         n = int(m.group(1))
-        if keep is None or n in keep:
-            out.append(f'<sup class="byline-marker" data-n="{n}">&#91;{n}&#93;</sup>')
-        else:  # a marker with no source card is dropped rather than shown dangling
-            pass
+        if keep is None or n in keep:  # a marker with no source card is dropped rather than shown dangling
+            out.append(_marker_chip(n, by_n.get(n), turn))
         pos = m.end()
     out.append(esc_chat(text[pos:]))
     return "".join(out).strip()
 
+
+def _marker_chip(n: int, c: Citation | None, turn: int | None) -> str:
+    if c is None:
+        return f'<sup class="byline-marker" data-n="{n}">&#91;{n}&#93;</sup>'
+    # The sanitizer of the chat drops data-* and aria-* attributes: the turn and number ride on classes.
+    quote = " ".join((c.quote or "").split())
+    quote = quote if len(quote) <= 280 else quote[:279] + "…"
+    preview = ('<span class="byline-preview" role="tooltip">'
+               f'<span class="byline-pv-title">{esc_chat(c.title or "(untitled)")}</span>'
+               f'<span class="byline-pv-meta">{esc_chat(c.source or "unknown outlet")} · {esc_chat(c.date or "date unknown")}</span>'
+               + (f'<span class="byline-pv-quote">“{esc_chat(quote)}”</span>' if quote else "")
+               + "</span>")
+    return (f'<sup class="byline-marker byline-chip byline-t-{int(turn or 0)} byline-n-{n}" data-n="{n}" tabindex="0" role="button">&#91;{n}&#93;{preview}</sup>')
 
 
 def _find_quote(passage: str, quote: str) -> tuple[int, int] | None:
@@ -127,7 +144,7 @@ def _find_quote(passage: str, quote: str) -> tuple[int, int] | None:
 
 def highlight_passage(passage: str, quote: str, context: int = 320) -> str:
     """Escaped passage with the cited sentence(s) in <mark>, trimmed to some context around it."""
-    passage = _re.sub(r"\n\s*\n+", "\n", passage or "")  # blank lines between paragraphs waste the card's height
+    passage = _re.sub(r"\n\s*\n+", "\n", (passage or "").strip())  # blank lines between paragraphs waste the card's height
     quote = (quote or "").strip()
     span = _find_quote(passage, quote)
     if span is None:
@@ -150,28 +167,32 @@ def highlight_passage(passage: str, quote: str, context: int = 320) -> str:
     return f"{esc(pre)}<mark>{esc(passage[a:b])}</mark>{esc(post)}"
 
 
-def citation_card(c: Citation) -> str:
-    return _card(c, f'id="byline-cite-{int(c.number)}" data-n="{int(c.number)}"', highlight_passage(c.passage or c.quote, c.quote))
+def citation_card(c: Citation, turn: int = 0) -> str:
+    return _card(c, f'id="byline-cite-{int(turn)}-{int(c.number)}" data-n="{int(c.number)}"', highlight_passage(c.passage or c.quote, c.quote),
+                 extra_class=" byline-cited")
 
 
-def passage_card(p: Passage, chars: int = 280) -> str:
+def passage_card(p: Passage, chars: int = 280, extra_class: str = " byline-reading") -> str:
     """A passage the generator is reading (before the answer exists): its opening, no highlight."""
     text = " ".join(p.full_text.split())
     body = esc(text[:chars]) + ("…" if len(text) > chars else "")
-    return _card(p, f'data-passage="{int(p.number)}"', body, extra_class=" byline-reading")
+    return _card(p, f'data-passage="{int(p.number)}"', body, extra_class=extra_class, numbered=extra_class == " byline-reading")
 
 
-def _card(item: Citation | Passage, attrs: str, body_html: str, extra_class: str = "") -> str:
-    """One source card: number, title, outlet · date · link, then the passage."""
+def _card(item: Citation | Passage, attrs: str, body_html: str, extra_class: str = "", numbered: bool = True) -> str:
+    """One source card: number, title (a link to the article), outlet · date · link, then the passage."""
     link = link_html(item.url)
     meta = [f'<span class="byline-outlet">{esc(item.source or "unknown outlet")}</span>',
             f'<span class="byline-date{" byline-undated" if not item.date else ""}">{esc(item.date or "date unknown")}</span>']
     if link:
         meta.append(f'<span class="byline-link">{link}</span>')
+    title = item.title or "(untitled)"
+    title_html = (link_html(item.url, title).replace("<a ", '<a class="byline-title" ', 1) if safe_url(item.url)
+                  else f'<span class="byline-title">{esc(title)}</span>')
+    num = f'<span class="byline-num">[{int(item.number)}]</span> ' if numbered else ""
     return (
         f'<li class="byline-card{extra_class}" {attrs}>'
-        f'<div class="byline-card-head"><span class="byline-num">[{int(item.number)}]</span> '
-        f'<span class="byline-title">{esc(item.title or "(untitled)")}</span></div>'
+        f'<div class="byline-card-head">{num}{title_html}</div>'
         f'<div class="byline-meta">{" · ".join(meta)}</div>'
         f'<blockquote class="byline-quote">{body_html}</blockquote>'
         "</li>"
@@ -208,19 +229,128 @@ def _filters_line(filters: dict[str, Any] | None) -> str:
 
 
 REFUSAL_TITLE = "Not in the archive"
+REFUSAL_LINE = "none of the articles found answers this question."
 
 
-def sources_panel(answer: Answer) -> str:
-    """The sources panel for a finished answer: one card per citation, or the refusal state."""
-    parts = ['<div class="byline-sources">', searched_for_html(answer), _filters_line(answer.filters)]
+def closest_articles(answer: Answer, limit: int = 3) -> list[Passage]:
+    """The best passage of each of the (at most ``limit``) articles a refused question came closest to."""
+    seen: dict[str, Passage] = {}
+    for p in answer.passages:
+        key = p.article_id or p.chunk_id
+        if key not in seen:
+            seen[key] = p
+        if len(seen) >= limit:
+            break
+    return list(seen.values())
+
+
+def _source_line(item: Citation | Passage) -> str:
+    """``Title — Outlet — date — url`` (plain text)."""
+    bits = [item.title or "(untitled)", item.source or "unknown outlet", item.date or "date unknown"]
+    if item.url:
+        bits.append(item.url)
+    return " — ".join(bits)
+
+
+def answer_plain_text(answer: Answer) -> str:
+    """What "Copy" puts on the clipboard: the answer as plain text, then its sources, one per line."""
     if answer.refused:
-        parts.append(
-            f'<div class="byline-refused" role="status"><strong>{REFUSAL_TITLE}</strong>'
-            "<p>None of the indexed articles supports an answer to this question. Try other words, widen the "
-            "outlet or date filters, or add articles in the Archive tab.</p></div>")
+        lines = [f"{REFUSAL_TITLE}: {REFUSAL_LINE}"]
+        near = closest_articles(answer)
+        if near:
+            lines += ["", "Closest articles:"] + [f"- {_source_line(p)}" for p in near]
+        return "\n".join(lines)
+    cits = sorted(answer.citations, key=lambda c: c.number)
+    keep = {c.number for c in cits}
+    text = MARKER_RE.sub(lambda m: m.group(0) if int(m.group(1)) in keep else "", answer.text).strip()
+    if not cits:
+        return text
+    return "\n".join([text, "", "Sources:"] + [f"[{c.number}] {_source_line(c)}" for c in cits])
+
+
+def _md(text: str) -> str:
+    """Text that Markdown shows as itself (titles and outlets in a Markdown link or list)."""
+    return _re.sub(r"([\\`*_{}\[\]()#+!|<>])", r"\\\1", text or "")
+
+
+def answer_markdown(answer: Answer) -> str:
+    """What "Copy as Markdown" puts on the clipboard: linked markers, then a numbered list of sources."""
+    if answer.refused:
+        near = closest_articles(answer)
+        lines = [f"**{REFUSAL_TITLE}:** {REFUSAL_LINE}"]
+        if near:
+            lines += ["", "Closest articles:", ""] + [f"- {_md_source(p)}" for p in near]
+        return "\n".join(lines)
+    cits = {c.number: c for c in answer.citations}
+
+    def marker(m: _re.Match) -> str:
+        c = cits.get(int(m.group(1)))
+        if c is None:
+            return ""
+        u = safe_url(c.url)
+        return f"[\\[{c.number}\\]]({u})" if u else f"\\[{c.number}\\]"
+
+    text = MARKER_RE.sub(marker, answer.text).strip()
+    if not cits:
+        return text
+    return "\n".join([text, "", "**Sources**", ""] + [f"{n}. {_md_source(cits[n])}" for n in sorted(cits)])
+
+
+def _md_source(item: Citation | Passage) -> str:
+    u = safe_url(item.url)
+    title = _md(item.title or "(untitled)")
+    head = f"[{title}]({u})" if u else title
+    return f"{head} — {_md(item.source or 'unknown outlet')} — {item.date or 'date unknown'}"
+
+
+def _strip_chip(item: Citation | Passage, turn: int, numbered: bool) -> str:
+    """One chip of the strip under an answer: (number) outlet · date · title, a link to the article."""
+    n = int(item.number)
+    inner = ((f'<span class="byline-src-n">{n}</span> ' if numbered else "")
+             + f'<span class="byline-src-meta">{esc_chat(item.source or "unknown outlet")} · {esc_chat(item.date or "date unknown")}</span> '
+             + f'<span class="byline-src-title">{esc_chat(item.title or "(untitled)")}</span>')
+    ident = f'id="byline-src-{int(turn)}-{n}" ' if numbered else ""
+    u = safe_url(item.url)
+    if u:
+        return (f'<a class="byline-src byline-t-{int(turn)} byline-n-{n}" {ident}href="{esc(u)}" target="_blank" '
+                f'rel="noopener noreferrer">{inner}</a>')
+    return f'<span class="byline-src byline-t-{int(turn)} byline-n-{n}" {ident}>{inner}</span>'
+
+
+def answer_footer(answer: Answer, turn: int) -> str:
+    """Under a finished answer: its own sources (so they stay reachable after later answers), Copy
+    buttons, and the texts they copy (hidden; the page's script reads them)."""
+    if answer.refused:
+        items, label, numbered = closest_articles(answer), "Closest articles", False
+    else:
+        items, label, numbered = sorted(answer.citations, key=lambda c: c.number), "Sources", True
+    parts = [f'<div class="byline-foot byline-t-{int(turn)}">']
+    if items:
+        parts.append(f'<div class="byline-strip"><button type="button" class="byline-show byline-t-{int(turn)}">{label}</button>'
+                     + "".join(_strip_chip(i, turn, numbered) for i in items) + "</div>")
+    parts.append('<div class="byline-actions"><button type="button" class="byline-copy byline-fmt-text">Copy</button>'
+                 '<button type="button" class="byline-copy byline-fmt-md">Copy as Markdown</button></div>')
+    for cls, text in (("byline-copytext", answer_plain_text(answer)), ("byline-copymd", answer_markdown(answer))):
+        parts.append(f'<div class="{cls}">{esc_chat(text).replace(chr(10), "&#10;")}</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def answer_sources(answer: Answer, turn: int = 0, current: bool = False) -> str:
+    """One answer's part of the sources panel: a card per citation, or the refusal with the closest articles."""
+    parts = [f'<section class="byline-turn{" byline-current" if current else ""}" id="byline-turn-{int(turn)}">',
+             searched_for_html(answer), _filters_line(answer.filters)]
+    if answer.refused:
+        parts.append(f'<div class="byline-refused" role="status"><strong>{REFUSAL_TITLE}</strong>'
+                     f"<p>{esc(REFUSAL_LINE[0].upper() + REFUSAL_LINE[1:])} Try other words or wider filters, or add articles "
+                     "in the Archive tab.</p></div>")
+        near = closest_articles(answer)
+        if near:
+            parts.append('<h3 class="byline-sources-title">Closest articles</h3><ol class="byline-cards">'
+                         + "".join(passage_card(p, extra_class=" byline-near") for p in near) + "</ol>")
     elif answer.citations:
         parts.append(f'<h3 class="byline-sources-title">Sources ({len(answer.citations)})</h3><ol class="byline-cards">')
-        parts.extend(citation_card(c) for c in sorted(answer.citations, key=lambda c: c.number))
+        parts.extend(citation_card(c, turn) for c in sorted(answer.citations, key=lambda c: c.number))
         parts.append("</ol>")
     else:
         parts.append('<div class="byline-empty">No passages were cited for this answer.</div>')
@@ -237,16 +367,32 @@ def sources_panel(answer: Answer) -> str:
         if t is not None:
             bits.append(f"total {float(t):.1f} s")
         parts.append(f'<div class="byline-timing"><small>{esc(" · ".join(bits))}</small></div>')
-    parts.append("</div>")
+    parts.append("</section>")
     return "".join(p for p in parts if p)
 
 
-def answer_chat_message(answer: Answer) -> str:
-    """The final chat bubble: the verified answer text (never the raw stream) with its markers."""
+def sources_panel(answer: Answer, turn: int = 0, earlier: Sequence[str] = ()) -> str:
+    """The sources panel after an answer: its sources shown, ``earlier`` answers' sections kept (hidden)
+    so that their markers and "Sources" buttons can bring them back."""
+    return '<div class="byline-sources">' + "".join(earlier) + answer_sources(answer, turn, current=True) + "</div>"
+
+
+def answer_chat_message(answer: Answer, turn: int = 0) -> str:
+    """The final chat bubble: the verified answer text (never the raw stream) with its marker chips,
+    then its sources strip and Copy buttons."""
     if answer.refused:
-        body = answer_to_chat(answer.text, []) if answer.text.strip() else ""
-        return f"**{REFUSAL_TITLE}.** " + (body or "The indexed articles do not answer this question.")
-    return answer_to_chat(answer.text, [c.number for c in answer.citations]) or "(empty answer)"
+        body = f"**{REFUSAL_TITLE}:** {esc_chat(REFUSAL_LINE)}"
+    else:
+        body = answer_to_chat(answer.text, [c.number for c in answer.citations], answer.citations, turn) or "(empty answer)"
+    return body + "\n\n" + answer_footer(answer, turn)
+
+
+def filter_chips_html(chips: Sequence[str]) -> str:
+    """The filters in force, one chip each ('' when none)."""
+    if not chips:
+        return ""
+    return ('<div class="byline-fchips" role="status"><span>Searching only:</span>'
+            + "".join(f'<span class="byline-fchip">{esc(c)}</span>' for c in chips) + "</div>")
 
 
 def placeholder_panel(message: str) -> str:
@@ -257,17 +403,31 @@ def notice_html(message: str, kind: str = "error") -> str:
     return f'<div class="byline-notice byline-{esc(kind)}" role="alert">{esc(message)}</div>'
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 article``, ``2 articles`` (``many`` for irregular plurals)."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def stats_html(stats: dict[str, Any]) -> str:
+    """The archive's size, dates and outlets (the store's location is in ``store_html``, under "Advanced")."""
     outlets = stats.get("outlets") or {}
     rows = "".join(f"<li>{esc(k)} ({int(v)})</li>" for k, v in outlets.items())
+    n_art, n_chunks, undated = int(stats.get("articles", 0)), int(stats.get("chunks", 0)), int(stats.get("undated", 0))
     return (
         '<div class="byline-stats">'
-        f"<p><strong>{int(stats.get('articles', 0))}</strong> articles, <strong>{int(stats.get('chunks', 0))}</strong> passages, "
-        f"{int(stats.get('undated', 0))} undated. Dates: {esc(stats.get('first_date') or '–')} … {esc(stats.get('last_date') or '–')}.</p>"
-        f"<p><small>{esc(stats.get('store', ''))} · collection {esc(stats.get('collection', ''))}</small></p>"
-        + (f"<details><summary>Outlets ({len(outlets)})</summary><ul>{rows}</ul></details>" if outlets else "")
+        f"<p><strong>{esc(plural(n_art, 'article'))}</strong>, {esc(plural(n_chunks, 'passage'))}"
+        + (f", {undated:,} undated" if undated else "")
+        + f". Dates: <span class=\"byline-nowrap\">{esc(stats.get('first_date') or '–')}</span> … "
+        f"<span class=\"byline-nowrap\">{esc(stats.get('last_date') or '–')}</span>.</p>"
+        + (f"<details><summary>{esc(plural(len(outlets), 'outlet'))}</summary><ul>{rows}</ul></details>" if outlets else "")
         + "</div>"
     )
+
+
+def store_html(stats: dict[str, Any]) -> str:
+    """Where the index lives (for whoever runs the server)."""
+    return (f'<div class="byline-store"><p>Index: <code>{esc(stats.get("store", ""))}</code></p>'
+            f'<p>Collection: <code>{esc(stats.get("collection", ""))}</code></p></div>')
 
 
 def ingest_report_html(summary: str, errors: Sequence[tuple[str, str]], saved: Sequence[str] = ()) -> str:

@@ -11,6 +11,7 @@ import re
 import shutil
 import threading
 import time
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -50,11 +51,14 @@ def _final(gen):
 
 
 def _card_numbers(panel: str) -> list[int]:
-    return [int(n) for n in re.findall(r'class="byline-card" id="byline-cite-\d+" data-n="(\d+)"', panel)]
+    """The citation cards of the answer the panel shows."""
+    current = re.search(r'<section class="byline-turn byline-current".*?</section>', panel, re.S)
+    return [int(n) for n in re.findall(r'class="byline-card byline-cited" id="byline-cite-\d+-\d+" data-n="(\d+)"',
+                                       current.group(0) if current else "")]
 
 
 def _marker_numbers(chat: str) -> list[int]:
-    return sorted({int(n) for n in re.findall(r'class="byline-marker" data-n="(\d+)"', chat)})
+    return sorted({int(n) for n in re.findall(r'class="byline-marker[^"]*" data-n="(\d+)"', chat)})
 
 
 # --- formatting and escaping -------------------------------------------------------------------------
@@ -108,7 +112,64 @@ def test_refusal_state_is_visible() -> None:
     a = _answer(text="The archive does not say who won.", citations=[], refused=True)
     panel, chat = fmt.sources_panel(a), fmt.answer_chat_message(a)
     assert "Not in the archive" in panel and "byline-refused" in panel and not _card_numbers(panel)
-    assert chat.startswith("**Not in the archive.**")
+    assert chat.startswith("**Not in the archive:**") and "does not say" not in chat
+
+
+def test_copy_texts_are_plain_text_and_markdown_with_the_sources() -> None:
+    a = _answer(text="Passed 7-2 [1]. Dropped [9].", citations=[_cit(1, title="Budget *passes*")])
+    assert fmt.answer_plain_text(a) == ("Passed 7-2 [1]. Dropped .\n\nSources:\n"
+                                        "[1] Budget *passes* — Valley Courier — 2024-01-18 — https://valleycourier.example/x")
+    md = fmt.answer_markdown(a)
+    assert md.startswith("Passed 7-2 [\\[1\\]](https://valleycourier.example/x).")
+    assert "1. [Budget \\*passes\\*](https://valleycourier.example/x) — Valley Courier — 2024-01-18" in md
+    chat = fmt.answer_chat_message(a, turn=4)
+    # The copied texts ride in the message, escaped, one line per source (the page's script reads them).
+    plain = re.search(r'<div class="byline-copytext">(.*?)</div>', chat).group(1)
+    assert "<" not in plain and "&#10;&#91;1&#93; Budget &#42;passes&#42;" in plain
+    assert "byline-copymd" in chat and ">Copy</button>" in chat and ">Copy as Markdown</button>" in chat
+
+
+def test_marker_chips_preview_their_source_escaped() -> None:
+    a = _answer(text="Passed [1].", citations=[_cit(1, title=XSS, source="[Evil](javascript:x)", quote="The budget *passed* <b>7-2</b>.")])
+    chat = fmt.answer_chat_message(a, turn=2)
+    chip = re.search(r'<sup class="byline-marker byline-chip byline-t-2 byline-n-1".*?</sup>', chat).group(0)
+    assert 'tabindex="0"' in chip and 'role="button"' in chip and 'class="byline-preview"' in chip
+    assert "<img" not in chip and "<b>" not in chip and "](" not in chip and "*" not in chip
+    for part in ("&#60;img src&#61;x", "2024&#45;01&#45;18", "&#91;Evil&#93;"):
+        assert part in chip, part
+
+
+def test_each_answer_keeps_its_own_sources() -> None:
+    a1 = _answer(text="Passed [1].")
+    a2 = _answer(text="Spoke [1].", citations=[_cit(1, title="Mayor speaks", url="https://valleycourier.example/mayor")])
+    chat1 = fmt.answer_chat_message(a1, 0)
+    panel = fmt.sources_panel(a2, 1, earlier=[fmt.answer_sources(a1, 0)])
+    # Answer 1's strip still links its own article, and its cards are still in the panel (hidden until asked for).
+    assert 'id="byline-src-0-1" href="https://valleycourier.example/x"' in chat1 and "byline-show byline-t-0" in chat1
+    assert 'id="byline-turn-0"' in panel and 'id="byline-cite-0-1"' in panel and 'id="byline-cite-1-1"' in panel
+    assert _card_numbers(panel) == [1] and "Mayor speaks" in re.search(r'byline-current.*', panel, re.S).group(0)
+    assert panel.count("byline-current") == 1
+    # Card titles link to the article.
+    assert '<a class="byline-title" href="https://valleycourier.example/mayor"' in panel
+
+
+def test_refusal_is_one_sentence_with_the_closest_articles_as_cards() -> None:
+    near = [Passage(number=i, chunk_id=f"a{i}:0", article_id=f"a{i % 2}", title=f"Story {i % 2}", source="Metro Wire", date="2024-03-07",
+                    url=f"https://metro.example/{i % 2}", text="x", full_text="Some text.", start=0, end=9, score=0.2) for i in range(1, 4)]
+    a = _answer(text="The archive does not say. I searched for “q” in 65 indexed passages.", citations=[], refused=True, passages=near)
+    chat, panel = fmt.answer_chat_message(a), fmt.sources_panel(a)
+    assert "indexed passages" not in chat + panel and "does not say" not in chat
+    assert chat.count("byline-src ") == 2 and "Closest articles" in chat  # one chip per article, linked
+    assert panel.count('class="byline-card byline-near"') == 2 and 'href="https://metro.example/1"' in panel
+    assert fmt.answer_plain_text(a).splitlines()[-1] == "- Story 0 — Metro Wire — 2024-03-07 — https://metro.example/0"
+
+
+def test_stats_use_plurals_and_keep_internals_apart() -> None:
+    st = {"store": "/srv/byline/chroma", "collection": "byline", "articles": 1, "chunks": 1, "outlets": {"Metro Wire": 1},
+          "first_date": "2024-03-07", "last_date": "2024-03-07", "undated": 0}
+    html = fmt.stats_html(st)
+    assert "1 article</strong>, 1 passage." in html and "1 outlet" in html and "/srv/byline" not in html
+    assert "/srv/byline/chroma" in fmt.store_html(st) and "2 articles" in fmt.stats_html({**st, "articles": 2})
 
 
 def test_searched_for_only_when_rewritten() -> None:
@@ -216,6 +277,37 @@ def test_respond_streams_then_shows_the_verified_text(settings: Settings) -> Non
     assert box == ""
 
 
+def test_export_is_the_conversation_in_markdown_with_sources(settings: Settings) -> None:
+    answers = iter([_answer(text="Passed 7-2 [1]."), _answer(text="He spoke [1].", citations=[_cit(1, title="Mayor [speaks]")])])
+    ui = _with_pipeline(settings, lambda question, **k: iter([next(answers)]))
+    assert ui.export(None) is None
+    _, state, _, _ = _final(ui.respond("How did the vote go?", None, [], "", "", "extractive"))
+    _, state, _, _ = _final(ui.respond("And the mayor?", state, [], "", "", "extractive"))
+    text = Path(ui.export(state)).read_text(encoding="utf-8")
+    assert text.startswith("# Byline conversation\n\n## How did the vote go?\n\nPassed 7-2 [\\[1\\]](https://valleycourier.example/x).")
+    assert "## And the mayor?" in text and "1. [Mayor \\[speaks\\]](https://valleycourier.example/x) — Valley Courier — 2024-01-18" in text
+    assert ui.clear()[1]["exported"] == []
+
+
+def test_conversation_is_kept_per_browser_and_deleted_with_new_conversation(settings: Settings) -> None:
+    ui = _with_pipeline(settings, lambda question, **k: iter([_answer(text="Passed 7-2 [1].")]))
+    display, state, panel, bid = ui.restore("")  # a new browser gets an id, and nothing to restore
+    assert re.fullmatch(r"[0-9a-f]{32}", bid) and display == [] and "Sources for the answer" in panel
+    _, state, _, _ = _final(ui.respond("How did the vote go?", state, [], "", "", "extractive"))
+    ui.save_conversation(bid, state)
+    display, again, panel, same = ui.restore(bid)  # the page is reloaded
+    assert same == bid and again == state and display == state["display"] and _card_numbers(panel) == [1]
+    assert ui.restore(uuid.uuid4().hex)[0] == []  # another browser sees nothing of it
+    for bad in ("../../etc/passwd", "A" * 32, None, 7):
+        assert ui._conversation_file(bad) is None
+        ui.save_conversation(bad, state)  # never written anywhere
+    assert [p.name for p in (settings.data_dir / "conversations").glob("*.json")] == [f"{bid}.json"]
+    ui.save_conversation(bid, ui.clear()[1])  # "New conversation" deletes it
+    assert ui.restore(bid)[0] == [] and not (settings.data_dir / "conversations" / f"{bid}.json").exists()
+    (settings.data_dir / "conversations" / f"{bid}.json").write_text("{not json")
+    assert ui.restore(bid)[0] == []  # a damaged file costs the conversation, never the page
+
+
 def test_respond_shows_the_passages_before_the_answer_text(settings: Settings) -> None:
     passage = Passage(number=1, chunk_id="a1:0", article_id="a1", title=f"Riverton {XSS}", source="Valley Courier", date="2024-01-18",
                       url="https://valleycourier.example/x", text="The budget passed 7-2.", full_text="The budget passed 7-2.",
@@ -299,10 +391,26 @@ def test_respond_passes_history_on_follow_up(settings: Settings) -> None:
     assert "Searched for: <q>What did the mayor say about the budget?</q>" in panel
 
 
-def test_respond_bad_date_is_a_message_not_a_query(settings: Settings) -> None:
+def test_respond_bad_date_is_said_once_beside_the_field(settings: Settings) -> None:
+    import gradio as gr
+
     ui = _with_pipeline(settings, lambda *a, **k: pytest.fail("must not ask"))
-    display, _, panel, box = _final(ui.respond("q?", None, [], "31/01/2024", "", "extractive"))
-    assert "YYYY" in display[-1]["content"] and "YYYY-MM-DD" in panel and box == "q?"
+    q_note, date_note, fold = ui.check_inputs("q?", "31/01/2024", "")
+    assert "YYYY-MM-DD" in date_note and q_note == "" and fold.get("open") is True
+    before = {"display": [{"role": "user", "content": "a"}], "history": [], "sections": [], "exported": []}
+    steps = list(ui.respond("q?", before, [], "31/01/2024", "", "extractive"))
+    display, state, panel, box = steps[-1]
+    assert len(steps) == 1 and display == before["display"]  # the failed turn is not added to the conversation
+    assert isinstance(panel, type(gr.skip())) and box == "q?"  # the panel is left alone; the question stays to fix
+    assert ui.check_inputs("q?", "2024-01-01", "") == ("", "", gr.update())
+
+
+def test_empty_question_is_noted_by_the_input(settings: Settings) -> None:
+    ui = _with_pipeline(settings, lambda *a, **k: pytest.fail("must not ask"))
+    q_note, date_note, _ = ui.check_inputs("  ", "", "")
+    assert "Type a question" in q_note and date_note == ""
+    display, _, _, _ = _final(ui.respond("  ", None, [], "", "", "extractive"))
+    assert display == []
 
 
 @pytest.mark.parametrize("exc,needle", [(StoreError("Chroma server at 127.0.0.1:9 is unreachable"), "unreachable"),
@@ -313,18 +421,30 @@ def test_respond_errors_are_friendly(settings: Settings, exc: Exception, needle:
         yield  # pragma: no cover
 
     display, _, panel, _ = _final(_with_pipeline(settings, boom).respond("q?", None, [], "", "", "extractive"))
-    assert needle in display[-1]["content"] and needle in panel
-    assert "Traceback" not in panel and "secret internals" not in panel
+    assert needle in display[-1]["content"] and needle not in panel  # said once, in the answer's place
+    assert "Traceback" not in display[-1]["content"] and "secret internals" not in display[-1]["content"]
+
+
+def test_active_filters_are_chips(settings: Settings) -> None:
+    html, clear = BylineUI.active_filters([XSS, ""], " 2024-03-01 ", "")
+    assert re.findall(r'<span class="byline-fchip">(.*?)</span>', html) == ["&lt;img src=x onerror=alert(1)&gt;", "from 2024-03-01"]
+    assert clear["visible"] is True
+    assert BylineUI.active_filters([], "", "") == ("", {"__type__": "update", "visible": False})
 
 
 def test_generator_choice_validated(settings: Settings) -> None:
     ui = BylineUI(settings)
-    assert "extractive" in [v for _, v in ui.generator_choices()]
-    assert "openai" not in [v for _, v in ui.generator_choices()]
+    assert ("Instant quotes (no model)", "extractive") in ui.generator_choices()
+    assert "openai" not in [v for _, v in ui.generator_choices()]  # offered only when an endpoint is configured
+    assert "auto" not in [v for _, v in ui.generator_choices()]  # 'auto' is one of the others, not a third behaviour
+    auto = BylineUI(settings.model_copy(update={"generator": "auto"}))
+    assert auto.default_generator() in [v for _, v in auto.generator_choices()] and auto.generator_for("auto") is None
     with pytest.raises(ConfigError):
         ui.generator_for("openai")
     s2 = settings.model_copy(update={"openai_base_url": "http://127.0.0.1:9/v1"})
     assert BylineUI(s2).generator_for("openai") == "openai"
+    assert ("OpenAI-compatible endpoint", "openai") in BylineUI(s2.model_copy(update={"openai_model": ""})).generator_choices() or \
+        any(v == "openai" and label.startswith("OpenAI-compatible endpoint") for label, v in BylineUI(s2).generator_choices())
 
 
 # --- the real pipeline on a temp archive ----------------------------------------------------------------
@@ -362,6 +482,12 @@ def test_real_outlet_filter_and_api(archive: BylineUI) -> None:
         archive.ask_api("x?", date_from="March")
 
 
+def test_examples_are_the_newest_plain_headlines(archive: BylineUI) -> None:
+    ex = archive.example_questions()
+    assert [e["display_text"] for e in ex][0] == "Bank of Veloria Holds Key Rate at 4.25% for Fourth Straight Meeting"
+    assert len(ex) == 3 and all(e["text"].startswith("What does the archive say about “") for e in ex)
+
+
 def test_build_app_exposes_ask_endpoint(archive: BylineUI) -> None:
     demo = build_app(archive.settings)
     info = demo.get_api_info()
@@ -397,11 +523,23 @@ def test_ingest_and_delete_handlers(tmp_path: Path) -> None:
     assert "1 unchanged" in report2 and len(rows2) == 2
     # Delete one by id; an unknown id is reported.
     aid = titles[XSS][0]
+    ask, ok = ui.ask_delete(f"{aid}, nosuchid")  # asked first, with the title and size of what goes
+    assert ok and "Delete 1 article from the archive" in ask and "1 passage)" in ask and "nosuchid" in ask and "<img" not in ask
+    assert len(ui.articles_rows()) == 2  # asking deletes nothing
     msg, rows3, stats3, _ = ui.delete(f"{aid}, nosuchid")
-    assert f"Deleted 1 article(s): {aid}" in msg and "No article with id nosuchid" in msg
+    assert "Deleted 1 article: " in msg and "No article with id nosuchid" in msg and "<img" not in msg
     assert [r[0] for r in rows3] == [titles["Riverton City Council Approves $412.6 Million Budget for 2024"][0]]
-    assert "<strong>1</strong> articles" in stats3
-    assert "Enter an article id" in ui.delete("  ")[0]
+    assert "<strong>1 article</strong>" in stats3 and ui.can_undo()
+    # Undo puts the very same passages back: the article answers questions again.
+    msg, rows4, stats4, _ = ui.undo_delete()
+    assert "Restored 1 article" in msg and sorted(r[0] for r in rows4) == sorted(r[0] for r in rows)
+    assert "<strong>2 articles</strong>" in stats4 and not ui.can_undo()
+    from rag.engine import Engine
+
+    back = Engine(s).ask("What did the harbour open on Monday?", generator="extractive")
+    assert any(c.article_id == aid for c in back.citations), back.text
+    assert "Nothing to undo" in ui.undo_delete()[0]
+    assert "Enter an article id" in ui.delete("  ")[0] and ui.ask_delete("")[1] is False
     assert "Nothing to ingest" in ui.ingest(None, "")[0]
 
 

@@ -8,6 +8,7 @@ Prints the time from submit to the first streamed token seen in the page.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -116,7 +117,8 @@ def markers(page: Any) -> list[int]:
 
 
 def cards(page: Any) -> list[int]:
-    return [int(t.strip("[] ")) for t in page.locator("#byline-sources .byline-card .byline-num").all_inner_texts()]
+    """The citation cards the sources panel shows (the selected answer's)."""
+    return [int(t.strip("[] ")) for t in page.locator("#byline-sources .byline-current .byline-cited .byline-num").all_inner_texts()]
 
 
 def test_chat_streams_cites_and_follows_up(page: Any) -> None:
@@ -125,24 +127,154 @@ def test_chat_streams_cites_and_follows_up(page: Any) -> None:
     text = last_bot(page).inner_text()
     assert "184,000" in text
     assert markers(page) and markers(page) == cards(page)
-    card = page.locator("#byline-sources .byline-card").first
+    card = page.locator("#byline-sources .byline-current .byline-card").first
     assert "Metro Wire" in card.inner_text() and "2024-03-07" in card.inner_text()
     assert card.locator("mark").count() >= 1
-    link = card.locator("a")
+    link = card.locator(".byline-link a")
+    assert card.locator("a.byline-title").get_attribute("href") == link.get_attribute("href")  # the title links too
     assert link.get_attribute("rel") == "noopener noreferrer" and link.get_attribute("href").startswith("https://")
 
     ttft_warm = ask(page, "Which outlet reported the Port of Saltmere closure, and which storm caused it?")
-    print(f"[first token, extractive, warm] {ttft_warm:.2f} s (server: {page.locator('#byline-sources .byline-timing').inner_text()})")
+    print(f"[first token, extractive, warm] {ttft_warm:.2f} s (server: {page.locator('#byline-sources .byline-current .byline-timing').inner_text()})")
     assert "Ingrid" in last_bot(page).inner_text()
     assert markers(page) == cards(page)
 
     ask(page, "Who is the harbour master there?")  # a follow-up: "there" needs the conversation
-    searched = page.locator("#byline-sources .byline-searched")
+    searched = page.locator("#byline-sources .byline-current .byline-searched")
     assert searched.count() == 1 and "Searched for" in searched.inner_text()
     assert "Saltmere" in searched.inner_text()
     assert markers(page) == cards(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
+
+
+def _open(browser: Any, url: str, width: int, height: int) -> tuple[Any, Any]:
+    """A fresh page at this viewport, allowed to read the clipboard: (context, page)."""
+    ctx = browser.new_context(viewport={"width": width, "height": height})
+    ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=url.rstrip("/"))
+    pg = ctx.new_page()
+    pg.dialogs = []
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.goto(url, wait_until="load")
+    pg.wait_for_selector("#byline-question textarea, #byline-question input", timeout=60_000)
+    return ctx, pg
+
+
+def test_citations_are_chips_with_previews_and_copy_is_plain_text(browser: Any, server: tuple[str, Settings]) -> None:
+    ctx, page = _open(browser, server[0], 1366, 900)
+    ask(page, "How many Aerio X2 speakers did Novalink recall?")
+    bot = last_bot(page)
+    chip = bot.locator(".byline-chip").first
+    preview = chip.locator(".byline-preview")
+    assert not preview.is_visible()
+    chip.hover()  # hover shows the source: title, outlet, date and the cited sentence
+    preview.wait_for(state="visible", timeout=5_000)
+    text = preview.inner_text()
+    assert "Metro Wire" in text and "2024-03-07" in text and "184,000" in text
+    assert chip.evaluate("e => getComputedStyle(e).cursor") == "pointer"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-preview-1366.png"))
+    page.mouse.move(0, 0)
+    # Keyboard: Tab reaches the chip, the preview shows on focus, Enter scrolls to and highlights its card.
+    chip.focus()
+    assert preview.is_visible()
+    page.keyboard.press("Enter")
+    n = int(chip.inner_text().strip()[1:].split("]")[0])
+    card = page.locator(f"#byline-sources .byline-current .byline-cited[data-n='{n}']")
+    page.wait_for_function("(n) => { const c = document.querySelector(`#byline-sources .byline-current .byline-cited[data-n='${n}']`);"
+                           " const r = c.getBoundingClientRect(); return c.classList.contains('byline-flash') && r.top >= 0 && r.bottom <= innerHeight; }",
+                           arg=n, timeout=5_000)
+    assert "Metro Wire" in card.inner_text()
+    # Copy: plain text, then the sources one per line; never markup.
+    bot.locator(".byline-copy.byline-fmt-text").click()
+    page.wait_for_function("() => document.querySelector('#byline-chat .byline-copy.byline-fmt-text').innerText.includes('Copied')")
+    clip = page.evaluate("() => navigator.clipboard.readText()")
+    assert "184,000" in clip and "<" not in clip and "&#" not in clip and "byline" not in clip
+    assert "\nSources:\n[1] " in clip and " — Metro Wire — 2024-03-07 — https://" in clip
+    bot.locator(".byline-copy.byline-fmt-md").click()
+    page.wait_for_timeout(300)
+    md = page.evaluate("() => navigator.clipboard.readText()")
+    assert "**Sources**" in md and "](https://" in md and "<sup" not in md
+    # The message's accessible label is its plain text, not markup.
+    page.wait_for_timeout(300)
+    label = bot.get_attribute("aria-label")
+    assert label.startswith("Byline: ") and "184,000" in label and "<" not in label and "&#" not in label
+    assert "<" not in page.locator('#byline-chat [data-testid="user"]').last.get_attribute("aria-label")
+    ctx.close()
+
+
+def test_answer_one_keeps_its_sources_after_answer_two(browser: Any, server: tuple[str, Settings]) -> None:
+    ctx, page = _open(browser, server[0], 1366, 900)
+    ask(page, "How many Aerio X2 speakers did Novalink recall?")
+    ask(page, "Which outlet reported the Port of Saltmere closure, and which storm caused it?")
+    first, second = page.locator('#byline-chat [data-testid="bot"]').nth(0), page.locator('#byline-chat [data-testid="bot"]').nth(1)
+    # Each answer has its own strip: outlet · date · title chips that link to the articles.
+    strip1 = first.locator(".byline-strip a.byline-src")
+    assert strip1.count() >= 1 and "Metro Wire" in strip1.first.inner_text()
+    assert strip1.first.get_attribute("href").startswith("https://") and strip1.first.get_attribute("target") == "_blank"
+    assert "Metro Wire" not in " ".join(second.locator(".byline-strip").all_inner_texts()) or "Saltmere" in second.inner_text()
+    # The panel shows the latest answer; answer 1's marker brings its own cards back.
+    assert "Saltmere" in page.locator("#byline-sources .byline-current").inner_text()
+    first.locator(".byline-chip").first.click()
+    page.wait_for_function("() => document.querySelector('#byline-sources .byline-current').id === 'byline-turn-0'", timeout=5_000)
+    current = page.locator("#byline-sources .byline-current")
+    assert "Metro Wire" in current.inner_text() and current.locator(".byline-flash").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "chat-two-answers-1366.png"))
+    second.locator(".byline-show").click()  # and the second answer's "Sources" button brings its cards back
+    page.wait_for_function("() => document.querySelector('#byline-sources .byline-current').id === 'byline-turn-1'", timeout=5_000)
+    # The whole conversation, with each answer's sources, exports as Markdown.
+    page.locator("#byline-export").click()
+    link = page.locator("#byline-export-file a").first
+    link.wait_for(timeout=30_000)
+    md = page.evaluate("(u) => fetch(u).then(r => r.text())", link.get_attribute("href"))
+    assert md.startswith("# Byline conversation") and md.count("\n## ") == 2 and "Metro Wire" in md and "Harbor Ledger" in md
+    ctx.close()
+
+
+def test_conversation_survives_a_reload_until_cleared(browser: Any, server: tuple[str, Settings]) -> None:
+    ctx, page = _open(browser, server[0], 1366, 900)
+    ask(page, "How many Aerio X2 speakers did Novalink recall?")
+    page.reload(wait_until="load")
+    page.wait_for_function("() => document.querySelectorAll('#byline-chat [data-testid=\"bot\"]').length === 1", timeout=60_000)
+    assert "184,000" in last_bot(page).inner_text() and markers(page) == cards(page) != []
+    last_bot(page).locator(".byline-chip").first.click()  # the restored chips still lead to their cards
+    page.wait_for_selector("#byline-sources .byline-current .byline-flash", timeout=5_000)
+    page.locator("#byline-clear").click()
+    page.wait_for_function("() => document.querySelectorAll('#byline-chat [data-testid=\"bot\"]').length === 0", timeout=30_000)
+    page.wait_for_timeout(1000)  # the deletion is saved after the clear
+    page.reload(wait_until="load")
+    page.wait_for_selector("#byline-question textarea, #byline-question input", timeout=60_000)
+    page.wait_for_timeout(2000)
+    assert page.locator('#byline-chat [data-testid="bot"]').count() == 0
+    ctx.close()
+
+
+def test_phone_shows_the_sources_under_the_answer(browser: Any, server: tuple[str, Settings]) -> None:
+    ctx, page = _open(browser, server[0], 390, 844)
+    ask(page, "How many Aerio X2 speakers did Novalink recall?")
+    page.evaluate("() => window.scrollTo(0, 0)")
+    strip = last_bot(page).locator(".byline-strip")
+    strip.scroll_into_view_if_needed()
+    box = strip.bounding_box()
+    filters = page.locator("#byline-filters").bounding_box()
+    assert box["y"] + box["height"] <= filters["y"], "the sources come before the filters"
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, "the strip fits the phone's width"
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 392, "no sideways scrolling"
+    page.screenshot(path=str(ARTIFACTS / "chat-phone-390.png"))
+    page.screenshot(path=str(ARTIFACTS / "chat-phone-390-full.png"), full_page=True)
+    # The Archive table scrolls sideways instead of breaking dates and headers per character.
+    page.get_by_role("tab", name="Archive").click()
+    page.wait_for_function("() => document.querySelector('#byline-articles').innerText.includes('2024-03-07')", timeout=30_000)
+    # Lines each date, id and header cell's text takes (the text's line boxes, counted by their tops).
+    lines = page.evaluate("""() => [...document.querySelectorAll('#byline-articles th, #byline-articles td')]
+        .filter(c => /^(\\d{4}-\\d{2}-\\d{2}|passages|date|id|outlet|[0-9a-f]{12,})$/.test(c.innerText.trim()))
+        .map(c => { const tops = new Set(), w = document.createTreeWalker(c, NodeFilter.SHOW_TEXT);
+                    for (let n = w.nextNode(); n; n = w.nextNode()) { const r = document.createRange(); r.selectNodeContents(n);
+                      [...r.getClientRects()].filter(x => x.width > 0).forEach(x => tops.add(Math.round(x.top))); }
+                    return [c.innerText.trim(), tops.size]; })""")
+    assert lines and all(n == 1 for _, n in lines), lines
+    page.screenshot(path=str(ARTIFACTS / "archive-phone-390.png"), full_page=True)
+    ctx.close()
 
 
 def test_unanswerable_shows_not_in_archive(page: Any) -> None:
@@ -151,17 +283,61 @@ def test_unanswerable_shows_not_in_archive(page: Any) -> None:
     refused = page.locator("#byline-sources .byline-refused")
     assert refused.is_visible() and "Not in the archive" in refused.inner_text()
     assert cards(page) == [] and markers(page) == []
+    bubble, panel = last_bot(page).inner_text(), page.locator("#byline-sources").inner_text()
+    assert "indexed passages" not in bubble + panel and "does not say" not in bubble
+    # The closest articles are cards in the panel and links under the answer, not a run-on sentence.
+    near = page.locator("#byline-sources .byline-current .byline-near a.byline-title")
+    assert near.count() == last_bot(page).locator(".byline-strip a.byline-src").count()
+    page.screenshot(path=str(ARTIFACTS / "chat-refusal-1366.png"))
 
 
-def test_bad_date_filter_gets_a_friendly_message(page: Any) -> None:
+def test_bad_date_is_said_once_beside_the_field(page: Any) -> None:
     page.get_by_text("Filters and answer generator").click()
     page.locator("#byline-from input, #byline-from textarea").first.fill("31/01/2024")
+    page.get_by_text("Filters and answer generator").click()  # folded again: the error opens it
     box = page.locator("#byline-question textarea, #byline-question input").first
     box.fill("What did Novalink recall?")
     page.locator("#byline-ask").click()
-    page.wait_for_selector("#byline-sources .byline-notice", timeout=60_000)
-    assert "YYYY-MM-DD" in page.locator("#byline-sources").inner_text()
+    note = page.locator("#byline-date-note .byline-notice")
+    note.wait_for(timeout=60_000)
+    assert "YYYY-MM-DD" in note.inner_text() and note.is_visible()
+    page.wait_for_timeout(1500)  # the turn's own event has run by now
+    assert page.locator('#byline-chat [data-testid="user"], #byline-chat [data-testid="bot"]').count() == 0  # no failed turn
+    assert "YYYY-MM-DD" not in page.locator("#byline-sources").inner_text()
+    assert page.locator(".toast-body").count() == 0  # no pop-up either
+    assert box.input_value() == "What did Novalink recall?"
+    # An empty question is noted by the input, not in the far panel.
+    page.locator("#byline-from input, #byline-from textarea").first.fill("")
+    box.fill("")
+    page.locator("#byline-ask").click()
+    page.wait_for_function("() => document.querySelector('#byline-question-note').innerText.includes('Type a question')", timeout=30_000)
+    assert page.locator("#byline-date-note .byline-notice").count() == 0
     assert "Traceback" not in page.content()
+
+
+def test_active_filters_show_beside_the_question_and_clear(page: Any) -> None:
+    page.get_by_text("Filters and answer generator").click()
+    date_from = page.locator("#byline-from input, #byline-from textarea").first
+    assert date_from.get_attribute("placeholder") == "2024-01-18"  # the archive's own first date
+    date_from.fill("2024-03-01")
+    page.get_by_text("Filters and answer generator").click()  # folded away, the filter is still in sight
+    chips = page.locator("#byline-active-filters .byline-fchip")
+    chips.first.wait_for(timeout=30_000)
+    assert chips.all_inner_texts() == ["from 2024-03-01"] and chips.first.is_visible()
+    page.locator("#byline-clear-filters").click()
+    page.wait_for_function("() => !document.querySelector('#byline-active-filters .byline-fchip')", timeout=30_000)
+    assert date_from.input_value() == ""
+
+
+def test_empty_chat_offers_the_latest_headlines_as_questions(page: Any) -> None:
+    example = page.locator("#byline-chat").get_by_text("Bank of Veloria Holds Key Rate at 4.25% for Fourth Straight Meeting")
+    example.first.wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-empty.png"))
+    example.first.click()
+    page.wait_for_function(DONE_JS, arg=0, timeout=ANSWER_TIMEOUT_MS)
+    assert "Veloria" in page.locator('#byline-chat [data-testid="user"]').last.inner_text()
+    assert markers(page) and markers(page) == cards(page)
 
 
 def test_upload_lists_article_and_escapes_hostile_title(page: Any, server: tuple[str, Settings], tmp_path: Path) -> None:
@@ -196,12 +372,40 @@ def test_upload_lists_article_and_escapes_hostile_title(page: Any, server: tuple
     # Cite it in the chat: the card shows the title as text, and nothing runs.
     page.get_by_role("tab", name="Ask").click()
     ask(page, "How much did the new ferry terminal in Quillfeather cost?")
-    card_titles = page.locator("#byline-sources .byline-card .byline-title").all_inner_texts()
+    card_titles = page.locator("#byline-sources .byline-current .byline-card .byline-title").all_inner_texts()
     assert XSS in card_titles
     assert page.locator("img[src='x']").count() == 0
     assert page.locator("#byline-sources img, #byline-chat .message-content img").count() == 0
     page.wait_for_timeout(500)
     assert page.dialogs == []
+
+
+def test_delete_asks_first_and_can_be_undone(browser: Any, server: tuple[str, Settings]) -> None:
+    ctx, page = _open(browser, server[0], 1366, 900)
+    page.get_by_role("tab", name="Archive").click()
+    title = "Novalink"
+    page.wait_for_function("(t) => document.querySelector('#byline-articles').innerText.includes(t)", arg=title, timeout=30_000)
+    assert "/chroma" not in page.locator("#byline-stats").inner_text()  # internals are under "Advanced"
+    page.locator("#byline-articles").get_by_text(re.compile(f"^{title} Recalls")).first.click()  # fills the id in
+    page.wait_for_function("() => document.querySelector('#byline-del-ids textarea, #byline-del-ids input').value.length > 0")
+    page.locator("#byline-delete").click()
+    page.locator("#byline-confirm").wait_for(state="visible", timeout=30_000)
+    assert "Delete 1 article" in page.locator("#byline-del-msg").inner_text() and title in page.locator("#byline-del-msg").inner_text()
+    assert title in page.locator("#byline-articles").inner_text()  # nothing deleted yet
+    page.screenshot(path=str(ARTIFACTS / "archive-confirm-1366.png"), full_page=True)
+    page.locator("#byline-confirm").click()
+    page.wait_for_function("(t) => !document.querySelector('#byline-articles').innerText.includes(t)", arg=title, timeout=30_000)
+    page.locator("#byline-undo").wait_for(state="visible", timeout=10_000)
+    page.locator("#byline-undo").click()
+    page.wait_for_function("(t) => document.querySelector('#byline-articles').innerText.includes(t)", arg=title, timeout=30_000)
+    assert "Restored 1 article" in page.locator("#byline-del-msg").inner_text()
+    assert page.dialogs == []
+    ctx.close()
+    d = server[1]
+    from rag.engine import Engine
+
+    back = Engine(d).ask("How many Aerio X2 speakers did Novalink recall?", generator="extractive")
+    assert not back.refused and "184,000" in back.text  # really restored: it answers again
 
 
 def test_gradio_client_ask(server: tuple[str, Settings]) -> None:
@@ -211,6 +415,8 @@ def test_gradio_client_ask(server: tuple[str, Settings]) -> None:
     result = client.predict("Who did Castlebridge Rovers appoint as head coach?", api_name="/ask")
     assert not result["refused"] and "Lindqvist" in result["text"]
     assert result["citations"] and result["citations"][0]["source"] == "Northern Sentinel"
+    quick = client.predict("Who did Castlebridge Rovers appoint as head coach?", generator="extractive", api_name="/ask")
+    assert quick["generator"] == "extractive" and "Lindqvist" in quick["text"]
     filtered = client.predict("Who did Castlebridge Rovers appoint as head coach?", ["Valley Courier"], api_name="/ask")
     assert filtered["refused"] or all(c["source"] == "Valley Courier" for c in filtered["citations"])
 
@@ -222,12 +428,12 @@ def test_first_token_local_generator(page: Any) -> None:
     if not local_available():
         pytest.skip("local model not installed")
     page.get_by_text("Filters and answer generator").click()
-    page.get_by_label("Local model (Qwen2.5 1.5B, offline)").check()
+    page.get_by_label("Best answer (local model, slower)").check()
     cold = ask(page, "How many Aerio X2 speakers did Novalink recall?")
     page.locator("#byline-clear").click()  # a fresh conversation: no follow-up rewrite before retrieval
     page.wait_for_function("() => document.querySelectorAll('#byline-chat [data-testid=\"bot\"]').length === 0")
     warm = ask(page, "Which storm closed the Port of Saltmere?")
-    server_side = page.locator("#byline-sources .byline-timing").inner_text()
+    server_side = page.locator("#byline-sources .byline-current .byline-timing").inner_text()
     print(f"\n[first token, local, cold (loads the model)] {cold:.2f} s\n[first token, local, warm] {warm:.2f} s (server: {server_side})")
     assert markers(page) == cards(page) or page.locator("#byline-sources .byline-refused").count() == 1
 
