@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import rag.config  # noqa: F401  (sets the offline switches before anything heavy is imported)
 from rag.config import Settings, load_settings
-from rag.errors import BylineError
+from rag.errors import BylineError, ConfigError
 from rag.generators import generator_names
 
 log = logging.getLogger("byline")
@@ -178,6 +178,76 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     return run_from_cli(args, settings)
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from ui.api import create_app
+    from ui.app import check_binding, free_port, is_loopback
+    from ui.keys import KeyStore
+
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    auth = args.auth or settings.auth
+    keys = None
+    if not is_loopback(host):  # anyone who can reach the address could read and change the archive
+        keys = KeyStore.for_data_dir(settings.data_dir)
+        if not keys.active():
+            raise ConfigError(f"refusing to serve the API on {host!r} without API keys: create one with "
+                              "`byline keys create NAME` (add --admin for a key that may ingest and delete), "
+                              "or keep the default --host 127.0.0.1.")
+        if not args.no_chat:
+            check_binding(host, auth)  # the chat needs --auth user:password there
+    if port == 0:
+        port = free_port(host)
+    app = create_app(settings, chat=not args.no_chat, host=host, keys=keys, auth=auth)
+    shown = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    print(("" if args.no_chat else f"Byline chat: {shown}/\n") + f"Byline API:  {shown}/v1  (docs {shown}/docs)\n"
+          f"Byline MCP:  {shown}/mcp   (Ctrl+C to stop)", flush=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info" if args.verbose else "warning")
+    except OSError as exc:
+        raise ConfigError(f"cannot serve on {host}:{port}: {exc}. Pick another --port (0 = any free port).") from None
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from ui.keys import ADMIN, READ, KeyStore
+
+    keys = KeyStore.for_data_dir(settings.data_dir)
+    if args.action == "create":
+        if not args.name:
+            raise ConfigError("give the key a name: byline keys create NAME [--admin]")
+        info, token = keys.create(args.name, ADMIN if args.admin else READ)
+        if args.json:
+            print(json.dumps({"id": info.id, "name": info.name, "role": info.role, "key": token}))
+        else:
+            print(f"Created {info.role} key {info.name!r} (id {info.id}). It is shown only now; keep it somewhere safe:\n{token}")
+        return 0
+    if args.action == "revoke":
+        if not args.name:
+            raise ConfigError("name the key to revoke: byline keys revoke NAME_OR_ID")
+        info = keys.revoke(args.name)
+        print(f"revoked key {info.name!r} (id {info.id})")
+        return 0
+    listed = keys.list()
+    if args.json:
+        print(json.dumps([{k: v for k, v in vars(i).items() if k != "hash"} for i in listed], indent=2))
+        return 0
+    for i in listed:
+        print(f"{i.id}  {i.role:5}  {i.created}  {'revoked ' + i.revoked if i.revoked else 'active'}  {i.name}")
+    if not listed:
+        print(f"no API keys yet ({keys.path}); create one with `byline keys create NAME`")
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from ui.mcp_server import run_stdio
+    from ui.service import Service
+
+    run_stdio(Service(settings))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console
 
@@ -253,13 +323,30 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--no-stream", action="store_true", help="print the answer only when complete")
         s.set_defaults(func=cmd_ask if name == "ask" else cmd_demo)
 
-    for name in ("chat", "serve"):
-        s = sub.add_parser(name, parents=[common], help="open the chat in a browser (127.0.0.1)")
-        s.add_argument("--host", help="address to bind (default 127.0.0.1; others need --auth)")
-        s.add_argument("--port", type=int, help="port (default 7860)")
-        s.add_argument("--auth", help="user:password required to use the chat")
-        s.add_argument("--generator", choices=generator_names(), help="answer generator (BYLINE_GENERATOR)")
-        s.set_defaults(func=cmd_chat)
+    s = sub.add_parser("chat", parents=[common], help="open the chat in a browser (127.0.0.1)")
+    s.add_argument("--host", help="address to bind (default 127.0.0.1; others need --auth)")
+    s.add_argument("--port", type=int, help="port (default 7860)")
+    s.add_argument("--auth", help="user:password required to use the chat")
+    s.add_argument("--generator", choices=generator_names(), help="answer generator (BYLINE_GENERATOR)")
+    s.set_defaults(func=cmd_chat)
+
+    s = sub.add_parser("serve", parents=[common], help="serve the API (/v1, OpenAI-compatible), MCP (/mcp) and the chat (/) on one port")
+    s.add_argument("--host", help="address to bind (default 127.0.0.1; others need API keys: `byline keys`)")
+    s.add_argument("--port", type=int, help="port (default 7860; 0 = any free port)")
+    s.add_argument("--no-chat", dest="no_chat", action="store_true", help="serve the API and MCP only, no chat page")
+    s.add_argument("--auth", help="user:password for the chat page (needed on addresses other than loopback)")
+    s.add_argument("--generator", choices=generator_names(), help="default answer generator (BYLINE_GENERATOR)")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("keys", parents=[common], help="API keys for `byline serve` on addresses other than loopback")
+    s.add_argument("action", choices=["create", "list", "revoke"])
+    s.add_argument("name", nargs="?", help="the key's name (create), or its name or id (revoke)")
+    s.add_argument("--admin", action="store_true", help="create: the key may also ingest and delete articles")
+    s.set_defaults(func=cmd_keys)
+
+    s = sub.add_parser("mcp", parents=[common], help="serve MCP over stdio (for editors and agents that start Byline themselves)")
+    s.add_argument("--generator", choices=generator_names(), help="answer generator (BYLINE_GENERATOR)")
+    s.set_defaults(func=cmd_mcp)
 
     s = sub.add_parser("eval", parents=[common], help="evaluate retrieval and answers on a question set")
     add_eval_arguments(s)
