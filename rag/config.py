@@ -92,10 +92,18 @@ class Settings(BaseSettings):
     extractive_min_coverage: float = Field(default=0.6, ge=0, le=1, description="The extractive generator answers only when the passages contain this share of the question's terms, or when one sentence is close enough in meaning (extractive_min_cosine).")
     extractive_min_cosine: float = Field(default=0.6, ge=-1, le=1, description="Cosine similarity between the question and a passage sentence at which the extractive generator answers even when the passages lack the question's terms (extractive_min_coverage).")
 
+    # --- feed watching (byline watch) ----------------------------------------------------------
+    watch_interval: float = Field(default=900, ge=1, le=7 * 86400, description="Seconds between polls of each feed by `byline watch` (its --every overrides it).")
+    watch_max_backoff: float = Field(default=6 * 3600, ge=1, le=7 * 86400, description="Longest wait, in seconds, before polling a feed that keeps failing: the interval doubles with each failure in a row up to this (never below the interval).")
+
     # --- chat server -------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the chat binds; anything but loopback requires auth.")
     port: int = Field(default=7860, ge=0, le=65535, description="Port of the chat (0 = any free port).")
     auth: str | None = Field(default=None, description="'user:password' for the chat; required when host is not loopback.")
+
+    # --- service API (byline serve) -----------------------------------------------------------
+    api_requests_per_minute: int = Field(default=0, ge=0, le=1_000_000, description="Requests per minute each API key may make under /v1 and /mcp (/v1/health and /v1/models are free); on loopback, where no key is needed, each client address (behind a proxy on the same machine, the address it forwards). Over it: HTTP 429 with Retry-After. 0 = unlimited.")
+    api_burst: int = Field(default=0, ge=0, le=1_000_000, description="Requests a key (or address) may make at once before api_requests_per_minute paces it: the size of its token bucket; 0 = a minute's worth.")
 
     @field_validator("embedder")
     @classmethod

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
+import time
 import uuid
 from typing import Any, AsyncIterator, Literal
 
@@ -143,11 +145,84 @@ class KeyAuth:
                            code="insufficient_permissions")
             await _error_response(err)(scope, receive, send)
             return
+        scope.setdefault("state", {})[KEY_STATE] = key  # whose request it is, for RateLimit
         await self.app(scope, receive, send)
 
 
 def _changes_archive(method: str, path: str) -> bool:
     return (method, path) == ("POST", "/v1/ingest") or (method == "DELETE" and path.startswith("/v1/articles/"))
+
+
+KEY_STATE = "byline_key"  # the KeyInfo of a request's API key, in the ASGI scope's state (request.state.byline_key)
+
+
+class RateLimiter:
+    """A token bucket per client: ``per_minute`` requests a minute on average, up to ``burst`` at once.
+
+    Used from the server's event loop only, and ``take`` never awaits, so it needs no lock."""
+
+    MAX_CLIENTS = 10_000  # past this, buckets that have refilled are forgotten (a new one starts full anyway)
+
+    def __init__(self, per_minute: int, burst: int = 0) -> None:
+        if per_minute <= 0:
+            raise ValueError("per_minute must be positive (0 means no limiter at all)")
+        self.per_minute = per_minute
+        self.burst = burst or per_minute
+        self.rate = per_minute / 60.0  # tokens a second
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when counted)
+
+    def take(self, client: str, now: float | None = None) -> float:
+        """Spend one of ``client``'s requests: 0 when it may go ahead, else the seconds until it may."""
+        now = time.monotonic() if now is None else now
+        tokens, then = self._buckets.get(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        if client not in self._buckets and len(self._buckets) >= self.MAX_CLIENTS:
+            self._forget_full(now)
+        if tokens >= 1:
+            self._buckets[client] = (tokens - 1, now)
+            return 0.0
+        self._buckets[client] = (tokens, now)
+        return (1 - tokens) / self.rate
+
+    def _forget_full(self, now: float) -> None:
+        self._buckets = {c: (t, w) for c, (t, w) in self._buckets.items() if t + (now - w) * self.rate < self.burst}
+
+
+def _rate_counted(method: str, path: str) -> bool:
+    """What a rate limit counts: the API but for health and the model list (polled by load balancers and
+    clients), and each message an MCP client posts (not its listening stream or its goodbye)."""
+    if path.startswith("/v1/"):
+        return path not in ("/v1/health", "/v1/models") and not path.startswith("/v1/models/")
+    return method == "POST" and path in ("/mcp", "/mcp/")
+
+
+class RateLimit:
+    """Requests per minute per API key, or per client address where no key is needed (loopback, where
+    uvicorn takes a local proxy's X-Forwarded-For as the address): beyond it 429 in OpenAI's shape with
+    Retry-After, which the OpenAI SDKs wait for before they retry."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _rate_counted(scope["method"], scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        key = (scope.get("state") or {}).get(KEY_STATE)
+        address = (scope.get("client") or ("unknown", 0))[0]
+        wait = self.limiter.take(f"key:{key.id}" if key is not None else f"address:{address}")
+        if not wait:
+            await self.app(scope, receive, send)
+            return
+        retry = max(1, math.ceil(wait))
+        who = f"API key {key.name!r}" if key is not None else f"client address {address}"
+        lim = self.limiter
+        err = APIError(429, f"rate limit reached for {who} (requests: {lim.per_minute} a minute, {lim.burst} at once); "
+                            f"try again in {retry} s", type_="requests", code="rate_limit_exceeded")
+        headers = {"Retry-After": str(retry), "x-ratelimit-limit-requests": str(lim.per_minute),
+                   "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": f"{retry}s"}
+        await _error_response(err, headers)(scope, receive, send)
 
 
 # --- request bodies ---------------------------------------------------------------------------------
@@ -284,8 +359,10 @@ def create_app(settings: Settings, *, chat: bool = True, mcp: bool = True, host:
                   description="Ask a news archive; answers carry numbered citations. OpenAI-compatible chat completions, "
                               "Byline's own answers, archive management. MCP at /mcp.")
     app.add_middleware(BodyLimit)
+    if settings.api_requests_per_minute:
+        app.add_middleware(RateLimit, limiter=RateLimiter(settings.api_requests_per_minute, settings.api_burst))
     if keys is not None:
-        app.add_middleware(KeyAuth, keys=keys)  # added last: it runs first
+        app.add_middleware(KeyAuth, keys=keys)  # added last: it runs first (and tells RateLimit whose request it is)
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:

@@ -107,6 +107,61 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if missing else 0
 
 
+def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    """Poll feeds into the archive until Ctrl+C (or once with --once); --status shows what each feed last did."""
+    import signal
+
+    from ingest.watch import Watcher, feed_status, parse_duration
+
+    if args.status:
+        feeds = feed_status(settings)
+        if args.json:
+            print(json.dumps({u: {k: v for k, v in vars(st).items() if k != "entries"} for u, st in feeds.items()}, indent=2))
+            return 0
+        for u, st in feeds.items():
+            health = f"failing ({st.failures} in a row), next try {st.next_poll}" if st.failures else f"ok, next poll {st.next_poll}"
+            print(f"{u}\n  last poll {st.last_poll or 'never'}: {st.new_items} new, {st.changed_items} changed; {health}")
+            if st.last_error:
+                print(f"  last error {st.last_error_at}: {st.last_error}")
+        if not feeds:
+            print("no feeds watched yet: byline watch FEED_URL...")
+        return 0
+    try:
+        every = parse_duration(args.every) if args.every else None
+    except ValueError as exc:
+        raise ConfigError(f"--every: {exc}") from None
+    watcher = Watcher(settings)
+    urls = args.feeds or list(watcher.feeds)
+    bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+    if bad or not urls:
+        raise ConfigError(f"not a feed URL: {bad[0]!r}" if bad else "name the feeds to watch: byline watch FEED_URL...")
+
+    def show(r: Any) -> None:
+        if args.json:
+            print(json.dumps(vars(r)), flush=True)
+            return
+        what = {"updated": f"{r.new_items} new, {r.changed_items} changed", "not modified": "nothing new"}.get(r.status)
+        print(f"{r.url}: {what or f'error: {r.error} (next try in {r.retry_in:.0f} s)'}", flush=True)
+        for e in r.entry_errors:
+            print(f"  error {e}", flush=True)
+
+    def on_sigint(*_: Any) -> None:  # the first Ctrl+C lets the poll in progress finish and be saved
+        print("byline: stopping (a poll in progress is finished and saved first; Ctrl+C again to stop at once)", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        watcher.stop()
+
+    previous = signal.getsignal(signal.SIGINT)
+    if not args.once:
+        signal.signal(signal.SIGINT, on_sigint)
+        print(f"watching {len(urls)} feed(s) into {settings.data_dir} (Ctrl+C to stop)", file=sys.stderr, flush=True)
+    try:
+        results = watcher.run(urls, every=every, once=args.once, on_poll=show)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    failed = sum(not r.ok for r in results.values())  # each feed as it last stood
+    return 1 if results and failed == len(results) else (2 if failed else 0)
+
+
 # --- ask / demo ------------------------------------------------------------------------------------
 def _filters(args: argparse.Namespace) -> dict[str, Any] | None:
     f: dict[str, Any] = {}
@@ -312,6 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("delete", parents=[common], help="remove articles by id")
     s.add_argument("ids", nargs="+")
     s.set_defaults(func=cmd_delete)
+
+    s = sub.add_parser("watch", parents=[common], help="poll RSS/Atom feeds and ingest new or changed entries until Ctrl+C")
+    s.add_argument("feeds", nargs="*", help="feed URLs (default: the feeds watched before in this data folder)")
+    s.add_argument("--every", help="time between polls of each feed, e.g. 15m, 1h, 90s (BYLINE_WATCH_INTERVAL, default 15m)")
+    s.add_argument("--once", action="store_true", help="poll each feed once and exit")
+    s.add_argument("--status", action="store_true", help="show each feed's last poll, new items and last error")
+    s.set_defaults(func=cmd_watch)
 
     for name in ("ask", "demo"):
         s = sub.add_parser(name, parents=[common], help="ask a question" if name == "ask" else "ingest data/ and answer a sample question")

@@ -359,6 +359,66 @@ def test_api_keys(tmp_path: Path) -> None:
         assert HTTP.get(f"{srv.url}/v1/models", headers=h(admin)).status_code == 200
 
 
+# --- rate limits (BYLINE_API_REQUESTS_PER_MINUTE, BYLINE_API_BURST) --------------------------------------
+def test_rate_limit_per_key(tmp_path: Path) -> None:
+    # One request a minute after a burst of two: the third within the minute is refused, whatever the machine's speed.
+    settings = make_archive(tmp_path / "byline").model_copy(update={"api_requests_per_minute": 1, "api_burst": 2})
+    keys = KeyStore.for_data_dir(settings.data_dir)
+    _, reader = keys.create("reader")
+    _, other = keys.create("other")
+    with Server(settings, chat=False, keys=keys) as srv:
+        client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key=reader, max_retries=0, timeout=120)
+        messages = [{"role": "user", "content": QUESTION}]
+        for stream in (False, True):
+            done = client.chat.completions.create(model="byline-quotes", messages=messages, stream=stream)
+            assert stream or done.model_extra["byline"]["citations"]
+            if stream:
+                assert "[1]" in "".join(c.choices[0].delta.content or "" for c in done if c.choices)
+        with pytest.raises(openai.RateLimitError) as limited:
+            client.chat.completions.create(model="byline-quotes", messages=messages)
+        err = limited.value
+        assert err.status_code == 429 and err.code == "rate_limit_exceeded" and "'reader'" in err.message
+        assert 1 <= int(err.response.headers["retry-after"]) <= 60 and "1 a minute, 2 at once" in err.message
+        assert err.body["type"] == "requests" and err.body["param"] is None  # OpenAI's error shape
+        # health and the model list are not counted; other endpoints are
+        assert client.models.list().data[0].id == "byline-quotes"
+        assert client.models.retrieve("byline-quotes").id == "byline-quotes"
+        assert HTTP.get(f"{srv.url}/v1/health").status_code == 200
+        assert HTTP.get(f"{srv.url}/v1/articles", headers={"Authorization": f"Bearer {reader}"}).status_code == 429
+        # another key has a bucket of its own; a bad key is refused as before, without touching anyone's
+        assert HTTP.get(f"{srv.url}/v1/articles", headers={"Authorization": f"Bearer {other}"}).status_code == 200
+        assert HTTP.get(f"{srv.url}/v1/articles", headers={"Authorization": "Bearer byl_wrong"}).status_code == 401
+
+
+def test_rate_limit_per_address_on_loopback(tmp_path: Path) -> None:
+    settings = make_archive(tmp_path / "byline").model_copy(update={"api_requests_per_minute": 1})
+    with Server(settings, chat=False) as srv:
+        assert HTTP.get(f"{srv.url}/v1/articles").status_code == 200
+        r = HTTP.get(f"{srv.url}/v1/articles")
+        assert r.status_code == 429 and "127.0.0.1" in r.json()["error"]["message"] and int(r.headers["retry-after"]) >= 1
+        assert HTTP.get(f"{srv.url}/v1/models").status_code == 200
+        # behind a proxy on this machine, each client it forwards has a bucket of its own
+        forwarded = {"X-Forwarded-For": "203.0.113.7"}
+        assert HTTP.get(f"{srv.url}/v1/articles", headers=forwarded).status_code == 200
+        again = HTTP.get(f"{srv.url}/v1/articles", headers=forwarded)
+        assert again.status_code == 429 and "203.0.113.7" in again.json()["error"]["message"]
+        mcp = HTTP.post(f"{srv.url}/mcp", headers={"Accept": "application/json, text/event-stream"},
+                        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+        assert mcp.status_code == 429  # an MCP message counts like an API request
+
+
+def test_token_bucket_refills_at_its_rate() -> None:
+    from ui.api import RateLimiter
+
+    bucket = RateLimiter(per_minute=60, burst=3)  # one a second, three at once
+    assert [bucket.take("a", now=100.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.take("a", now=100.0) == pytest.approx(1.0)  # empty: the next one in a second
+    assert bucket.take("b", now=100.0) == 0.0  # each client its own bucket
+    assert bucket.take("a", now=100.5) == pytest.approx(0.5)  # half refilled: the wait says the rest
+    assert bucket.take("a", now=101.0) == 0.0
+    assert [bucket.take("a", now=1000.0) for _ in range(4)][-1] > 0  # idle for long: still only three at once
+
+
 def test_serving_beyond_loopback_needs_a_key(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BYLINE_")}
     out = subprocess.run([sys.executable, "-m", "ui.cli", "serve", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path)],

@@ -1,0 +1,341 @@
+"""Keep the archive current from feeds: poll each feed with a conditional GET, ingest what is new.
+
+Each poll sends the feed's last ``ETag`` / ``Last-Modified`` back (``If-None-Match`` /
+``If-Modified-Since``), so an unchanged feed costs one 304. A feed that did change is parsed by the
+same code as ``byline ingest URL`` (``ingest.loaders.feed_articles``), but only the entries that are
+new or changed since the last poll (a fingerprint per entry) are read and handed to the idempotent
+``Ingestor``: the others' pages are not fetched again. An entry that drops off the feed stays in the
+archive.
+
+The state (per feed: validators, entry fingerprints, last poll, counts, last error, consecutive
+failures, next poll) is JSON beside the index, ``<data_dir>/watch.json``, replaced atomically after
+every poll, so a restarted watcher goes on where the last one stopped. A failing feed backs off
+exponentially (the interval doubled per consecutive failure, capped) without delaying the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ingest.loaders import HTTP_TIMEOUT, MAX_FILE_BYTES, Item, feed_articles, quiet_libraries, read_feed
+from rag.config import Settings
+from rag.errors import ConfigError, IngestError
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "watch.json"
+LOCK_FILE = ".watch.lock"
+USER_AGENT = "Byline/0.1 (+news archive ingester)"
+
+
+@dataclass
+class FeedState:
+    """What the watcher remembers about one feed between polls (and restarts)."""
+
+    url: str
+    etag: str = ""
+    last_modified: str = ""
+    last_poll: str = ""  # ISO 8601, UTC
+    next_poll: str = ""
+    new_items: int = 0  # articles added by the last poll
+    changed_items: int = 0  # stored articles the last poll replaced with a changed version
+    entry_errors: list[str] = field(default_factory=list)  # entries of the last poll that could not be read
+    last_error: str = ""  # the feed's last failure (kept after recovery, with its time)
+    last_error_at: str = ""
+    failures: int = 0  # consecutive failed polls; 0 once a poll succeeds
+    backoff: float = 0.0  # seconds added to the wait by the failures (0 when healthy)
+    entries: dict[str, str] = field(default_factory=dict)  # entry key -> fingerprint, for the feed's current entries
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FeedState":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class PollResult:
+    url: str
+    status: str  # "updated" (200, entries read), "not modified" (304 or nothing new), "failed"
+    new_items: int = 0
+    changed_items: int = 0
+    entry_errors: list[str] = field(default_factory=list)
+    error: str = ""
+    retry_in: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.I)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from '90', '90s', '15m', '2h', '1d'. Raises ValueError naming the text."""
+    m = _DURATION.match(text or "")
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"bad duration {text!r}: use a positive number with s, m, h or d (e.g. 15m)")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2).lower()]
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _ts(iso: str) -> float | None:
+    try:
+        return dt.datetime.fromisoformat(iso).timestamp() if iso else None
+    except ValueError:
+        return None
+
+
+def state_path(settings: Settings) -> Path:
+    return settings.data_dir / STATE_FILE
+
+
+def load_state(path: Path, *, set_aside: bool = True) -> dict[str, FeedState]:
+    """The saved state; an unreadable file is set aside (re-polling in full is harmless: ingest is idempotent)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {url: FeedState.from_dict({**d, "url": url}) for url, d in raw["feeds"].items()}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        aside = path.with_name(path.name + ".broken")
+        if not set_aside:
+            raise ConfigError(f"{path}: cannot read the watch state ({exc})") from None
+        log.warning("%s: cannot read the watch state (%s); moved to %s, every feed is read in full once", path, exc, aside.name)
+        with contextlib.suppress(OSError):
+            os.replace(path, aside)
+        return {}
+
+
+def save_state(path: Path, feeds: dict[str, FeedState]) -> None:
+    """Write to a temporary file in the same folder, then rename over: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"version": 1, "feeds": {url: {k: v for k, v in asdict(st).items() if k != "url"} for url, st in feeds.items()}}
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, ensure_ascii=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def conditional_get(url: str, etag: str = "", last_modified: str = "") -> tuple[int, bytes, str, str, str]:
+    """GET with the feed's validators: (status, body, content type, ETag, Last-Modified). A 304 has no body.
+
+    Every failure (4xx/5xx, network, too large) is an IngestError naming the URL."""
+    import httpx
+
+    headers = {"User-Agent": USER_AGENT}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    timeout = float(HTTP_TIMEOUT)
+    try:
+        with httpx.Client(follow_redirects=True, timeout=timeout, headers=headers) as client:
+            with client.stream("GET", url) as r:
+                if r.status_code >= 400:
+                    raise IngestError(url, f"HTTP {r.status_code} {r.reason_phrase}".rstrip())
+                buf = bytearray()
+                if r.status_code != 304:
+                    for part in r.iter_bytes():  # capped, so an endless response cannot fill memory
+                        buf += part
+                        if len(buf) > MAX_FILE_BYTES:
+                            raise IngestError(url, f"response too large (> {MAX_FILE_BYTES / 1e6:.0f} MB)")
+                h = r.headers
+                return r.status_code, bytes(buf), h.get("content-type", "").lower(), h.get("etag", ""), h.get("last-modified", "")
+    except httpx.TimeoutException:
+        raise IngestError(url, f"timed out after {timeout:g} s") from None
+    except httpx.InvalidURL as exc:
+        raise IngestError(url, f"invalid URL: {exc}") from None
+    except httpx.HTTPError as exc:
+        raise IngestError(url, f"cannot fetch: {exc or type(exc).__name__}") from None
+
+
+def entry_key(entry: Any) -> str:
+    return str(entry.get("id") or entry.get("link") or entry.get("title") or "")
+
+
+def entry_fingerprint(entry: Any) -> str:
+    """Changes when anything Byline reads from the entry changes."""
+    content = [c.get("value", "") for c in entry.get("content") or []]
+    parts = [entry.get(k) or "" for k in ("title", "link", "published", "updated", "author", "summary")]
+    return hashlib.sha256(json.dumps([*parts, content], ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def _entry_index(where: str) -> int:
+    return int(where.rsplit("#", 1)[1])
+
+
+class Watcher:
+    """Polls feeds into one archive. ``clock`` (epoch seconds) and ``sleep`` are injectable for tests;
+    ``stop()`` ends ``run`` after the poll in progress (the default sleep wakes at once)."""
+
+    def __init__(self, settings: Settings, ingestor: Any = None, *, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Any] | None = None) -> None:
+        self.settings = settings
+        self.path = state_path(settings)
+        self._ingestor = ingestor
+        self.clock = clock
+        self._stop = threading.Event()
+        self.sleep = sleep or self._stop.wait
+        self.feeds = load_state(self.path)
+
+    @property
+    def ingestor(self) -> Any:
+        if self._ingestor is None:  # built on first use: `--status` needs no embedder
+            from ingest.pipeline import Ingestor
+
+            self._ingestor = Ingestor(self.settings)
+        return self._ingestor
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One watcher per data folder: two would overwrite each other's state."""
+        lock = self.path.with_name(LOCK_FILE)
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(f"another `byline watch` is already running on {self.settings.data_dir}") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # --- schedule --------------------------------------------------------------------------------
+    def due_at(self, url: str, every: float) -> float:
+        st = self.feeds.get(url)
+        if st is None or not st.last_poll:
+            return 0.0
+        if st.failures:
+            return _ts(st.next_poll) or 0.0
+        return (_ts(st.last_poll) or 0.0) + every  # from the last poll, so a new --every applies at once
+
+    def backoff_for(self, failures: int, every: float) -> float:
+        """The wait after ``failures`` failed polls in a row: the interval doubled per failure, capped."""
+        cap = max(self.settings.watch_max_backoff, every)
+        return min(every * 2 ** min(failures, 32), cap)
+
+    def run(self, urls: list[str], *, every: float | None = None, once: bool = False,
+            on_poll: Callable[[PollResult], None] | None = None) -> dict[str, PollResult]:
+        """Poll ``urls`` as they fall due until ``stop()`` (or once each with ``once``); returns each feed's latest result."""
+        every = every or self.settings.watch_interval
+        urls = list(dict.fromkeys(urls))
+        latest: dict[str, PollResult] = {}  # not every result: a watcher may run for months
+        with self.lock():
+            while not self._stop.is_set():
+                for url in urls:
+                    if self._stop.is_set():
+                        break
+                    if once or self.clock() >= self.due_at(url, every):
+                        r = latest[url] = self.poll(url, every)
+                        if on_poll:
+                            on_poll(r)
+                if once or self._stop.is_set():
+                    break
+                wake = min(self.due_at(u, every) for u in urls)
+                self.sleep(max(0.0, wake - self.clock()))
+        return latest
+
+    # --- one poll ---------------------------------------------------------------------------------
+    def poll(self, url: str, every: float | None = None) -> PollResult:
+        """Poll one feed now, ingest its new and changed entries, record the outcome and save the state."""
+        every = every or self.settings.watch_interval
+        st = self.feeds.setdefault(url, FeedState(url=url))
+        now = self.clock()
+        try:
+            result = self._poll(st)
+        except IngestError as exc:
+            result = PollResult(url, "failed", error=exc.reason)
+        except Exception as exc:  # noqa: BLE001 - a store or parser failure backs this feed off; the others go on
+            log.exception("unexpected error polling %s", url)
+            result = PollResult(url, "failed", error=f"unexpected error: {type(exc).__name__}: {exc}")
+        st.last_poll = _iso(now)
+        if result.ok:
+            st.failures, st.backoff = 0, 0.0
+            st.next_poll = _iso(now + every)
+            st.new_items, st.changed_items, st.entry_errors = result.new_items, result.changed_items, result.entry_errors
+        else:
+            st.failures += 1
+            st.backoff = self.backoff_for(st.failures, every)
+            st.next_poll = _iso(now + st.backoff)
+            st.new_items = st.changed_items = 0
+            st.last_error, st.last_error_at = result.error, st.last_poll
+            result.retry_in = st.backoff
+            log.warning("%s: %s (failure %d in a row; next try in %.0f s)", url, result.error, st.failures, st.backoff)
+        save_state(self.path, self.feeds)
+        return result
+
+    def _poll(self, st: FeedState) -> PollResult:
+        url = st.url
+        status, data, ctype, etag, modified = conditional_get(url, st.etag, st.last_modified)
+        if status == 304:
+            return PollResult(url, "not modified")
+        feed = read_feed(data, ctype)
+        if feed is None:
+            raise IngestError(url, "not an RSS, Atom or CDF feed (no entries found)")
+        prints = {entry_key(e): entry_fingerprint(e) for e in feed.entries}
+        todo = [n for n, e in enumerate(feed.entries) if st.entries.get(entry_key(e)) != prints[entry_key(e)]]
+        errors: list[IngestError] = []
+        report = None
+        if todo:
+            quiet_libraries()
+            import feedparser
+
+            sub = feedparser.FeedParserDict(feed)
+            sub["entries"] = [feed.entries[n] for n in todo]
+            report = self.ingestor.ingest_items(self._renumbered(feed_articles(sub, url, fetch_pages=True), url, todo))
+            errors = report.errors
+        failed = {_entry_index(e.source) for e in errors if e.source.startswith(url + "#")}
+        # Only what is in the feed now is remembered (the file stays small); a failed entry is tried again.
+        st.entries = prints
+        for n in failed:
+            st.entries.pop(entry_key(feed.entries[n]), None)
+        # With an entry still to retry, the next poll must get the whole feed, not a 304.
+        st.etag, st.last_modified = ("", "") if failed else (etag, modified)
+        if report is None:
+            return PollResult(url, "not modified")
+        return PollResult(url, "updated", new_items=report.added, changed_items=report.updated,
+                          entry_errors=[f"{e.source}: {e.reason}" for e in errors])
+
+    @staticmethod
+    def _renumbered(items: Iterator[Item], url: str, todo: list[int]) -> Iterator[Item]:
+        """feed_articles numbers the entries it was given (``url#0``…); put back their numbers in the feed."""
+        for item in items:
+            if isinstance(item, IngestError):
+                if item.source.startswith(url + "#"):
+                    item = IngestError(f"{url}#{todo[_entry_index(item.source)]}", item.reason)
+            elif item.origin.startswith(url + "#"):
+                item.origin = f"{url}#{todo[_entry_index(item.origin)]}"
+            yield item
+
+
+def feed_status(settings: Settings) -> dict[str, FeedState]:
+    """The saved state of every feed watched into this data folder (read only)."""
+    return load_state(state_path(settings), set_aside=False)
