@@ -50,7 +50,6 @@ from ui.format import (  # noqa: E402
     answer_markdown,
     answer_sources,
     filter_chips_html,
-    answer_to_chat,
     esc_chat,
     ingest_report_html,
     notice_html,
@@ -61,6 +60,7 @@ from ui.format import (  # noqa: E402
     sources_panel,
     stats_html,
     store_html,
+    writing_message,
 )
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ CSS = """
 #byline-chat .byline-pv-meta { display: block; opacity: .75; margin: 2px 0 4px 0; }
 #byline-chat .byline-pv-quote { display: block; font-style: italic; }
 #byline-chat .byline-foot { margin-top: 6px; }
+#byline-chat .byline-progress { margin-top: 4px; font-size: 0.85em; color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; }
 #byline-chat .byline-strip { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; margin: 4px 0; }
 #byline-chat .byline-src { display: inline-flex; gap: 4px; align-items: baseline; max-width: 100%; padding: 2px 8px; border-radius: 999px;
   border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary); font-size: 12px; line-height: 1.5;
@@ -360,6 +361,12 @@ def friendly(exc: BaseException) -> str:
 STATE_KEYS = ("display", "history", "sections", "exported")
 EMPTY_PANEL = "Sources for the answer appear here."
 STOPPED_MESSAGE = "⏹ Stopped. The unfinished answer was discarded: it had not been checked against the sources."
+# The stages an answer goes through, as the chat names them (derived from what the engine's stream yields).
+SEARCHING, WRITING, CHECKING = "Searching the archive", "Writing the answer", "Checking citations"
+TICK_S = 0.25  # how often the chat looks at the clock and the Stop signal while it waits for the engine
+# The stream is silent between the model's last words and the verified answer (verification runs then): once it
+# has been silent this long after some text, the model is taken to be done and the citations being checked.
+CHECKING_AFTER_S = 1.0
 
 
 def _pump(engine: Any, question: str, history: list, filters: Any, generator: str | None, out: queue.Queue, cancel: threading.Event) -> None:
@@ -391,7 +398,8 @@ class BylineUI:
         self._engine: Any = None
         self._ingestor: Any = None
         self._lock = threading.Lock()
-        self._stops: dict[str, threading.Event] = {}  # browser session -> the stop signal of its current answer
+        # browser session -> the stop signal of its current answer, and the queue its chat loop waits on
+        self._stops: dict[str, tuple[threading.Event, queue.Queue]] = {}
         self._trash: dict[str, list[dict[str, list]]] = {}  # browser session -> what its latest delete removed
         self._export_dir: Path | None = None
 
@@ -474,10 +482,12 @@ class BylineUI:
                 generator: str, request: gr.Request | None = None) -> Iterator[tuple[list[dict], dict, str, str]]:
         """Stream one turn. Yields (chat messages, state, sources panel HTML, question box value).
 
-        The engine runs in a worker thread, so that this loop can show the elapsed time while the model
-        reads, and end the turn at once when Stop is pressed (``stop``): the worker then closes the
-        answer stream, which stops the model at its next token. An unfinished answer is never shown as
-        an answer: it has not been checked against the sources.
+        The engine runs in a worker thread, so that this loop can show, under the answer, its stage (read
+        from the stream: searching until ``Sources``, reading until the first words, writing while they
+        come, checking from the silence after them until the ``Answer``) and the time so far, and end the
+        turn at once when Stop is pressed (``stop``): the worker then closes the answer stream, which stops
+        the model at its next token. An unfinished answer is never shown as an answer: it has not been
+        checked against the sources.
         """
         state = {k: list((state or {}).get(k, [])) for k in STATE_KEYS}
         display, history, sections = state["display"], state["history"], state["sections"]
@@ -491,22 +501,23 @@ class BylineUI:
             yield list(display), state, gr.skip(), question or ""  # the question stays, to fix and re-send
             return
         display.append({"role": "user", "content": esc_chat(q)})
-        stop = self._new_turn(request)
-        display.append({"role": "assistant", "content": "Searching the archive…"})
-        yield list(display), state, placeholder_panel("Searching the archive…"), ""
         pieces: queue.Queue = queue.Queue()
+        stop = self._new_turn(request, pieces)
+        t0 = time.monotonic()
+        panel = placeholder_panel(f"{SEARCHING}…")
+        display.append({"role": "assistant", "content": writing_message("", SEARCHING, 0)})
+        shown = (display[-1]["content"], panel)
+        yield list(display), state, panel, ""
         cancel = threading.Event()
         worker = threading.Thread(target=_pump, args=(self.engine, q, list(history), filters, gen, pieces, cancel), daemon=True,
                                   name="byline-answer")
         worker.start()
-        t0 = time.monotonic()
-        streamed, status = "", "Searching the archive"
+        streamed, stage, last_words = "", SEARCHING, t0
         answer: Answer | None = None
-        panel = placeholder_panel("Writing the answer…")
         try:
             while True:
                 try:
-                    kind, piece = pieces.get(timeout=0.25)
+                    kind, piece = pieces.get(timeout=TICK_S)
                 except queue.Empty:
                     kind, piece = "tick", None
                 if stop.is_set():
@@ -518,25 +529,24 @@ class BylineUI:
                     break
                 if kind == "error":
                     raise piece
-                if kind == "tick":
-                    if not streamed:  # still waiting for words: say what is happening and for how long
-                        display[-1] = {"role": "assistant", "content": f"{status}… {time.monotonic() - t0:.0f} s"}
-                        yield list(display), state, panel, ""
-                    continue
-                if isinstance(piece, Sources):  # shown while the answer is written
+                now = time.monotonic()
+                if isinstance(piece, Sources):  # retrieval is done: shown while the answer is written
                     panel = reading_panel(piece)
-                    n_articles = len({p.article_id for p in piece.passages})
-                    status = f"Reading {n_articles} article{'s' if n_articles != 1 else ''}"
-                    display[-1] = {"role": "assistant", "content": f"{status}… {time.monotonic() - t0:.0f} s"}
-                    yield list(display), state, panel, ""
+                    stage = f"Reading {plural(len(piece.passages), 'passage')}"
                 elif isinstance(piece, str):
-                    if not piece:
-                        continue
                     streamed += piece
-                    display[-1] = {"role": "assistant", "content": answer_to_chat(streamed)}
-                    yield list(display), state, panel, ""
-                else:
+                    if piece:
+                        stage, last_words = WRITING, now
+                elif piece is not None:
                     answer = piece
+                    continue
+                elif streamed and now - last_words >= CHECKING_AFTER_S:
+                    stage = CHECKING
+                content = writing_message(streamed, stage, now - t0)
+                if (content, panel) != shown:  # only what changed: the clock alone changes it once a second
+                    shown = (content, panel)
+                    display[-1] = {"role": "assistant", "content": content}
+                    yield list(display), state, panel, ""
         except Exception as exc:  # noqa: BLE001 - shown once, in the answer's place, never as a trace
             cancel.set()
             display[-1] = {"role": "assistant", "content": "⚠️ " + esc_chat(friendly(exc))}
@@ -601,24 +611,27 @@ class BylineUI:
     def _session(request: gr.Request | None) -> str:
         return getattr(request, "session_hash", None) or "default"
 
-    def _new_turn(self, request: gr.Request | None) -> threading.Event:
-        """A fresh stop signal for this browser session's answer (``stop`` sets it)."""
+    def _new_turn(self, request: gr.Request | None, pieces: queue.Queue) -> threading.Event:
+        """A fresh stop signal for this browser session's answer (``stop`` sets it and wakes ``pieces``' reader)."""
         with self._lock:
-            event = self._stops[self._session(request)] = threading.Event()
+            event = threading.Event()
+            self._stops[self._session(request)] = (event, pieces)
         return event
 
     def _end_turn(self, request: gr.Request | None, event: threading.Event) -> None:
         """Forget a finished answer's stop signal, unless a newer turn of the session replaced it."""
         with self._lock:
-            if self._stops.get(self._session(request)) is event:
+            if self._stops.get(self._session(request), (None,))[0] is event:
                 del self._stops[self._session(request)]
 
     def stop(self, request: gr.Request | None = None) -> None:
         """Stop the answer being written for this browser session (a no-op when none is)."""
         with self._lock:
-            event = self._stops.get(self._session(request))
-        if event is not None:
+            turn = self._stops.get(self._session(request))
+        if turn is not None:
+            event, pieces = turn
             event.set()
+            pieces.put(("stop", None))  # wakes the chat loop now rather than at its next look at the clock
 
     def clear(self) -> tuple[list, dict, str, str]:
         return [], {k: [] for k in STATE_KEYS}, placeholder_panel(EMPTY_PANEL), ""

@@ -110,6 +110,23 @@ def answer_to_chat(text: str, numbers: Iterable[int] | None = None, citations: S
     return "".join(out).strip()
 
 
+def elapsed_text(seconds: float) -> str:
+    """``7 s``; ``2 min 05 s`` from a minute on."""
+    s = max(0, int(seconds))
+    return f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s"
+
+
+def progress_html(stage: str, seconds: float) -> str:
+    """The line under an answer being produced: what Byline is doing, and for how long so far."""
+    return f'<div class="byline-progress">{esc_chat(stage)}… {esc_chat(elapsed_text(seconds))}</div>'
+
+
+def writing_message(streamed: str, stage: str, seconds: float) -> str:
+    """The chat bubble while an answer is produced: the text so far (unverified, plain markers) over its progress line."""
+    text = answer_to_chat(streamed)
+    return (text + "\n\n" if text else "") + progress_html(stage, seconds)
+
+
 def _marker_chip(n: int, c: Citation | None, turn: int | None) -> str:
     if c is None:
         return f'<sup class="byline-marker" data-n="{n}">&#91;{n}&#93;</sup>'

@@ -32,7 +32,7 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
-# A bot message counts as "first token" when it shows text other than the "…" placeholder.
+# A bot message counts as "first token" when it shows text besides its progress line ("Searching the archive… 0 s").
 FIRST_TOKEN_JS = """
 () => {
   const chat = document.querySelector('#byline-chat');
@@ -43,8 +43,9 @@ FIRST_TOKEN_JS = """
     if (window.__t0 === null || window.__tFirst !== null) return;
     const bots = chat.querySelectorAll('[data-testid="bot"]');
     if (bots.length <= window.__nBots0) return;
-    const t = bots[bots.length - 1].innerText.trim();
-    if (t && t !== '…') window.__tFirst = performance.now();
+    const bot = bots[bots.length - 1], progress = bot.querySelector('.byline-progress');
+    const t = bot.innerText.replace(progress ? progress.innerText : '', '').trim();
+    if (t) window.__tFirst = performance.now();
   });
   window.__obs.observe(chat, {subtree: true, childList: true, characterData: true});
 }
@@ -53,9 +54,10 @@ DONE_JS = """
 (n) => {
   const bots = document.querySelectorAll('#byline-chat [data-testid="bot"]');
   if (bots.length <= n) return false;
-  const last = bots[bots.length - 1].innerText.trim();
-  // The answer is final when the panel shows neither a placeholder nor the passages still being read.
-  return last && last !== '…' && !document.querySelector('#byline-sources .byline-placeholder, #byline-sources .byline-sources-reading');
+  const last = bots[bots.length - 1];
+  // The answer is final when it has no progress line and the panel shows neither a placeholder nor the passages still being read.
+  return last.innerText.trim() && !last.querySelector('.byline-progress')
+    && !document.querySelector('#byline-sources .byline-placeholder, #byline-sources .byline-sources-reading');
 }
 """
 
@@ -445,8 +447,12 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory, server: tuple[str, Set
     from tests.stub_openai import StubOpenAI
     from ui.app import launch
 
-    words = " ".join(["Novalink recalled 184,000 Aerio X2 speakers [1]."] * 4)
-    with StubOpenAI(reply=words, chunk_delay_s=0.3) as stub:
+    words = " ".join(["Novalink recalled 184,000 Aerio X2 speakers [1]."] * 4).split(" ")
+
+    def reply(messages: list, body: dict) -> str:  # as long as the request allows, as a real endpoint would
+        return " ".join(words[: body.get("max_tokens") or None])
+
+    with StubOpenAI(reply=reply, chunk_delay_s=0.3) as stub:
         s = server[1].model_copy(update={"generator": "openai", "openai_base_url": stub.url, "openai_model": "slow"})
         demo = launch(s, block=False, quiet=True)
         try:
@@ -482,22 +488,46 @@ def test_sources_show_before_the_text(browser: Any, slow_server: tuple[str, Any]
     ctx.close()
 
 
+# The last answer is being written and its progress line says so, its clock past ``seconds``.
+WRITING_JS = """
+(seconds) => {
+  const b = document.querySelectorAll('#byline-chat [data-testid="bot"]'), last = b[b.length - 1];
+  const p = last && last.querySelector('.byline-progress'), m = p && /^Writing the answer… (\\d+) s$/.exec(p.innerText.trim());
+  return !!m && last.innerText.includes('Novalink') && Number(m[1]) > seconds;
+}
+"""
+
+
 def test_stop_stops_the_answer(browser: Any, slow_server: tuple[str, Any]) -> None:
     url, stub = slow_server
     deadline = time.monotonic() + 30
     while stub.streams_open and time.monotonic() < deadline:  # an earlier test's answer may still be streaming
         time.sleep(0.2)
     ctx, page, box = _ask_slowly(browser, url)
-    page.wait_for_function("() => { const b = document.querySelectorAll('#byline-chat [data-testid=\"bot\"]');"
-                           " return b.length && b[b.length - 1].innerText.includes('Novalink'); }", timeout=ANSWER_TIMEOUT_MS)
+    progress = page.locator('#byline-chat [data-testid="bot"] .byline-progress').last
+    # While the words come, the line under them says so, with a clock that moves.
+    page.wait_for_function(WRITING_JS, arg=-1, timeout=ANSWER_TIMEOUT_MS)
+    first = int(re.fullmatch(r"Writing the answer… (\d+) s", progress.inner_text().strip()).group(1))
+    page.wait_for_function(WRITING_JS, arg=first, timeout=5_000)
+    assert progress.is_visible()
+    assert page.locator("#byline-sources .byline-cited").count() == 0  # the answer is not complete yet
+    t_stop = time.monotonic()
     page.locator("#byline-stop").click()
     page.wait_for_function("() => { const b = document.querySelectorAll('#byline-chat [data-testid=\"bot\"]');"
                            " return b.length && b[b.length - 1].innerText.includes('Stopped'); }", timeout=5_000)
-    bot = page.locator('#byline-chat [data-testid="bot"]').last.inner_text()
-    assert "184,000" not in bot  # the unfinished, unverified text is gone
+    print(f"\n[Stop clicked -> 'Stopped' shown] {time.monotonic() - t_stop:.2f} s")
+    bot = page.locator('#byline-chat [data-testid="bot"]').last
+    assert "184,000" not in bot.inner_text()  # the unfinished, unverified text is gone
     assert box.input_value() == "How many Aerio X2 speakers did Novalink recall?"  # kept, to edit or re-send
     deadline = time.monotonic() + 3  # the stub writes a word every 0.3 s; a closed stream ends at the next one
     while stub.streams_open and time.monotonic() < deadline:
         time.sleep(0.1)
     assert stub.streams_open == 0, "the model kept writing after Stop"
+    page.wait_for_timeout(1500)  # nothing arrives late to pass the unfinished answer off as a verified one
+    assert "Stopped" in bot.inner_text() and "Novalink" not in bot.inner_text()
+    for verified in (".byline-progress", ".byline-chip", ".byline-foot", ".byline-copy"):  # no clock, chips, sources strip or Copy
+        assert bot.locator(verified).count() == 0, verified
+    assert page.locator("#byline-sources .byline-cited, #byline-sources .byline-current").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-stopped.png"))
     ctx.close()
