@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Union
 from urllib.parse import urljoin, urlsplit
@@ -383,13 +384,27 @@ def _html_to_text(fragment: str) -> str:
 
 
 # --- URLs ----------------------------------------------------------------------------------------
-def _http_get(url: str) -> tuple[bytes, str, str]:
-    """GET a URL: (body, content type, final URL). Every failure is an IngestError naming the URL."""
+USER_AGENT = "Byline/0.1 (+news archive ingester)"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    status: int
+    data: bytes  # empty for a 304
+    content_type: str  # lower-cased
+    url: str  # after redirects
+    etag: str
+    last_modified: str
+
+
+def http_get(url: str, headers: dict[str, str] | None = None) -> Fetched:
+    """GET a URL, its body capped at MAX_FILE_BYTES; ``headers`` may carry a feed's validators, and a 304 then
+    comes back with no body. Every failure (4xx/5xx, network, too large) is an IngestError naming the URL."""
     import httpx
 
     timeout = float(HTTP_TIMEOUT)  # read at call time so tests and callers can lower it
     try:
-        with httpx.Client(follow_redirects=True, timeout=timeout, headers={"User-Agent": "Byline/0.1 (+news archive ingester)"}) as client:
+        with httpx.Client(follow_redirects=True, timeout=timeout, headers={"User-Agent": USER_AGENT, **(headers or {})}) as client:
             with client.stream("GET", url) as r:
                 if r.status_code >= 400:
                     raise IngestError(url, f"HTTP {r.status_code} {r.reason_phrase}".rstrip())
@@ -398,11 +413,14 @@ def _http_get(url: str) -> tuple[bytes, str, str]:
                     raise IngestError(url, f"response too large ({int(declared) / 1e6:.1f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB)")
                 # Stream with a cap, so a huge or endless response cannot fill memory.
                 buf = bytearray()
-                for part in r.iter_bytes():
-                    buf += part
-                    if len(buf) > MAX_FILE_BYTES:
-                        raise IngestError(url, f"response too large (> {MAX_FILE_BYTES / 1e6:.0f} MB)")
-                return bytes(buf), r.headers.get("content-type", "").lower(), str(r.url)
+                if r.status_code != 304:
+                    for part in r.iter_bytes():
+                        buf += part
+                        if len(buf) > MAX_FILE_BYTES:
+                            raise IngestError(url, f"response too large (> {MAX_FILE_BYTES / 1e6:.0f} MB)")
+                h = r.headers
+                return Fetched(r.status_code, bytes(buf), h.get("content-type", "").lower(), str(r.url), h.get("etag", ""),
+                               h.get("last-modified", ""))
     except httpx.TimeoutException:
         raise IngestError(url, f"timed out after {timeout:g} s") from None
     except httpx.InvalidURL as exc:
@@ -456,8 +474,8 @@ def _may_be_feed(data: bytes, ctype: str) -> bool:
 
 def fetch_url_article(url: str) -> Article:
     """The one article at a URL (a feed entry's page). Raises IngestError."""
-    data, ctype, final = _http_get(url)
-    items = list(_parse_response(data, ctype, url, final))
+    got = http_get(url)
+    items = list(_parse_response(got.data, got.content_type, url, got.url))
     for item in items:
         if isinstance(item, Article):
             return item
@@ -467,12 +485,13 @@ def fetch_url_article(url: str) -> Article:
 
 def load_url(url: str) -> Iterator[Item]:
     try:
-        data, ctype, final = _http_get(url)
+        got = http_get(url)
+        data, ctype = got.data, got.content_type
         feed = read_feed(data, ctype) if _may_be_feed(data, ctype) else None
         if feed is not None:
             yield from feed_articles(feed, url, fetch_pages=True)
         else:
-            yield from _parse_response(data, ctype, url, final)
+            yield from _parse_response(data, ctype, url, got.url)
     except IngestError as exc:
         yield exc
     except Exception as exc:  # noqa: BLE001 - one bad page must not end the batch

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ingest.loaders import HTTP_TIMEOUT, MAX_FILE_BYTES, Item, feed_articles, quiet_libraries, read_feed
+from ingest.loaders import Item, feed_articles, http_get, quiet_libraries, read_feed
 from rag.config import Settings
 from rag.errors import ConfigError, IngestError
 
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "watch.json"
 LOCK_FILE = ".watch.lock"
-USER_AGENT = "Byline/0.1 (+news archive ingester)"
 
 
 @dataclass
@@ -144,33 +143,13 @@ def conditional_get(url: str, etag: str = "", last_modified: str = "") -> tuple[
     """GET with the feed's validators: (status, body, content type, ETag, Last-Modified). A 304 has no body.
 
     Every failure (4xx/5xx, network, too large) is an IngestError naming the URL."""
-    import httpx
-
-    headers = {"User-Agent": USER_AGENT}
+    headers = {}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    timeout = float(HTTP_TIMEOUT)
-    try:
-        with httpx.Client(follow_redirects=True, timeout=timeout, headers=headers) as client:
-            with client.stream("GET", url) as r:
-                if r.status_code >= 400:
-                    raise IngestError(url, f"HTTP {r.status_code} {r.reason_phrase}".rstrip())
-                buf = bytearray()
-                if r.status_code != 304:
-                    for part in r.iter_bytes():  # capped, so an endless response cannot fill memory
-                        buf += part
-                        if len(buf) > MAX_FILE_BYTES:
-                            raise IngestError(url, f"response too large (> {MAX_FILE_BYTES / 1e6:.0f} MB)")
-                h = r.headers
-                return r.status_code, bytes(buf), h.get("content-type", "").lower(), h.get("etag", ""), h.get("last-modified", "")
-    except httpx.TimeoutException:
-        raise IngestError(url, f"timed out after {timeout:g} s") from None
-    except httpx.InvalidURL as exc:
-        raise IngestError(url, f"invalid URL: {exc}") from None
-    except httpx.HTTPError as exc:
-        raise IngestError(url, f"cannot fetch: {exc or type(exc).__name__}") from None
+    got = http_get(url, headers)
+    return got.status, got.data, got.content_type, got.etag, got.last_modified
 
 
 def entry_key(entry: Any) -> str:
