@@ -143,15 +143,17 @@ class Service:
         stream = None
         try:
             generator = generator or resolve_generator_name(self.settings)
-            if generator in QUEUED_GENERATORS:
-                while not (locked := self._model_lock.acquire(timeout=0.2)):
-                    if cancel.is_set():
-                        return
+            queued = generator in QUEUED_GENERATORS
             stream = self.engine.ask_stream(question, history=history, filters=filters, generator=generator)
             for piece in stream:
                 if cancel.is_set():
                     break
                 emit(("piece", piece))
+                # The sources come from retrieval alone, so a client sees them at once; only what follows needs
+                # the model, and that is where the queue is joined (the model itself serialises any earlier call).
+                while queued and not locked and not (locked := self._model_lock.acquire(timeout=0.2)):
+                    if cancel.is_set():
+                        return
         except Exception as exc:  # noqa: BLE001 - handed to the request, which reports it
             emit(("error", exc))
         finally:
