@@ -107,6 +107,10 @@ CSS = """
 #byline-chat sup.byline-marker { font-weight: 600; color: var(--color-accent); position: relative; }
 #byline-chat .byline-chip { cursor: pointer; border-radius: 4px; padding: 0 1px; outline-offset: 1px; }
 #byline-chat .byline-chip:hover, #byline-chat .byline-chip:focus { background: var(--color-accent-soft, #e0e7ff); }
+/* The preview must paint over the sources column: the chat is lifted above it, and Gradio's translucent message
+   text (a stacking context of its own, which also dimmed the preview) is made opaque. */
+#byline-chat { z-index: 5; }
+#byline-chat .md.chatbot { opacity: 1; }
 #byline-chat .byline-preview { display: none; position: absolute; z-index: 20; top: 1.4em; left: -4px; width: max-content; max-width: min(320px, 70vw);
   padding: 8px 10px; border-radius: 8px; border: 1px solid var(--border-color-primary); background: var(--background-fill-primary);
   color: var(--body-text-color); box-shadow: 0 4px 14px rgba(0,0,0,.18); font-size: 13px; font-weight: 400; line-height: 1.35;

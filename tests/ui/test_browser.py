@@ -173,6 +173,11 @@ def test_citations_are_chips_with_previews_and_copy_is_plain_text(browser: Any, 
     preview.wait_for(state="visible", timeout=5_000)
     text = preview.inner_text()
     assert "Metro Wire" in text and "2024-03-07" in text and "184,000" in text
+    # Nothing paints over it (the sources column did), and it is not see-through.
+    assert preview.evaluate("p => { const r = p.getBoundingClientRect();"
+                            " return [[r.left + 10, r.top + 10], [r.right - 10, r.top + 10], [r.right - 10, r.bottom - 10]]"
+                            ".every(([x, y]) => p.contains(document.elementFromPoint(x, y))); }")
+    assert preview.evaluate("p => { let o = 1; for (let e = p; e; e = e.parentElement) o *= +getComputedStyle(e).opacity; return o; }") == 1
     assert chip.evaluate("e => getComputedStyle(e).cursor") == "pointer"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat-preview-1366.png"))
