@@ -179,6 +179,12 @@ def test_citations_are_chips_with_previews_and_copy_is_plain_text(browser: Any, 
                             ".every(([x, y]) => p.contains(document.elementFromPoint(x, y))); }")
     assert preview.evaluate("p => { let o = 1; for (let e = p; e; e = e.parentElement) o *= +getComputedStyle(e).opacity; return o; }") == 1
     assert chip.evaluate("e => getComputedStyle(e).cursor") == "pointer"
+    # One font family for the page's heading, the answer text, the card titles and the preview's bold title
+    # (Gradio's own heading font is a small subset that mixed glyphs of two fonts in one headline).
+    families = page.evaluate("""() => ['.gradio-container h1, .gradio-container h2', '#byline-chat .md',
+        '#byline-sources .byline-title', '#byline-chat .byline-pv-title']
+        .map(s => { const e = document.querySelector(s); return e ? getComputedStyle(e).fontFamily : 'missing: ' + s; })""")
+    assert len(set(families)) == 1 and "system-ui" in families[0], families
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat-preview-1366.png"))
     page.mouse.move(0, 0)
