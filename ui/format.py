@@ -220,7 +220,7 @@ def reading_panel(sources: Sources) -> str:
     """The sources panel while the answer is written: the passages found, before any is cited."""
     n = len(sources.passages)
     return ('<div class="byline-sources byline-sources-reading">'
-            f'<h3 class="byline-sources-title">Reading {n} passage{"s" if n != 1 else ""} '
+            f'<h3 class="byline-sources-title">Reading {plural(n, "passage")} '
             f'<small>(found in {sources.seconds:.1f} s; the answer cites the ones that support it)</small></h3>'
             '<ol class="byline-cards">' + "".join(passage_card(p) for p in sources.passages) + "</ol></div>")
 

@@ -119,7 +119,7 @@ class Service:
                 default = resolve_generator_name(self.settings)
                 names = [n for n in generator_names(auto=False) if n == default or unavailable(n, self.settings) is None]
                 names.sort(key=lambda n: n != default)
-                self._models = [ModelInfo(MODEL_IDS.get(n, f"byline-{n}"), n, generator_label(n), n == default) for n in names]
+                self._models = [ModelInfo(self.model_id(n), n, generator_label(n), n == default) for n in names]
             return list(self._models)
 
     def generator_for_model(self, model: str | None) -> str:
