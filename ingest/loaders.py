@@ -6,6 +6,7 @@ so a batch always goes on past a broken file, entry or page.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -16,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 from ingest.article import Article, article_from_record, clean_author, decode_entities, normalize_text, parse_date
 from ingest.decode import charset_from_content_type, decode_bytes
-from ingest.htmlmeta import AUTHOR_KEYS, DATE_KEYS, clean_title, is_default_date, ld_names, only_before_headline, read_page, url_date
+from ingest.htmlmeta import AUTHOR_KEYS, DATE_KEYS, is_default_date, ld_names, only_before_headline, page_author, page_title, read_page, url_date
 from rag.errors import IngestError
 from rag.records import ARTICLE_LIST_KEYS, RecordError, iter_records
 
@@ -119,8 +120,9 @@ def parse_html(html: str, source: str, url: str = "") -> Article:
     import trafilatura
 
     data: dict[str, Any] = {}
-    # Precision first (drops teasers and link lists); a short page it rejects gets a second, recall-first try.
-    for mode in ({"favor_precision": True}, {"favor_recall": True}):
+    # trafilatura's balanced mode: its precision mode cuts whole paragraphs from real articles (measured by
+    # tests/bench/bench_pages.py); a page it finds nothing in gets a second, recall-first try.
+    for mode in ({}, {"favor_recall": True}):
         try:
             raw = trafilatura.extract(html, url=url or None, output_format="json", with_metadata=True,
                                       include_comments=False, include_tables=False, **mode)
@@ -137,14 +139,15 @@ def parse_html(html: str, source: str, url: str = "") -> Article:
     page_url = _canonical_url(url, [_as_str(ld.get("url")), pm.canonical, meta.get("og:url", ""), _as_str(data.get("url") or data.get("source"))])
     publisher = ld_names(ld.get("publisher"))
     sites = [*publisher, meta.get("og:site_name", ""), _as_str(data.get("sitename")), urlsplit(page_url).hostname or ""]
-    title = clean_title(_as_str(ld.get("headline")) or meta.get("og:title", "") or _as_str(data.get("title")) or pm.h1, sites)
+    title = page_title([_as_str(ld.get("headline")), meta.get("og:title", ""), meta.get("twitter:title", ""), pm.title,
+                        _as_str(data.get("title"))], pm.h1s, sites, pm.h1_parts)
     art = Article(
         text=text,
         title=title,
         # trafilatura's JSON output calls the site name "source-hostname" and the page URL "source".
         source=next((s for s in (*publisher, meta.get("og:site_name", ""), _as_str(data.get("sitename")),
                                  _as_str(data.get("source-hostname")), _as_str(data.get("hostname"))) if s), ""),
-        author=_page_author(ld, meta, _as_str(data.get("author")), publisher),
+        author=_page_author(ld, meta, _as_str(data.get("author")), publisher, sites),
         published_at=_page_date(html, pm, data.get("date"), page_url, source),
         url=page_url,
         category=str(data.get("categories") or ""),
@@ -189,21 +192,21 @@ def _article_text(text: str, pm: Any, source: str) -> str:
     return text
 
 
-def _page_author(ld: dict[str, Any], meta: dict[str, str], guessed: str, publisher: list[str]) -> str:
-    """The JSON-LD author (a person, not the publisher), else the author <meta>, else trafilatura's guess."""
+def _page_author(ld: dict[str, Any], meta: dict[str, str], guessed: str, publisher: list[str], sites: list[str]) -> str:
+    """The JSON-LD author (a person, not the publisher), else the author <meta>, else trafilatura's guess;
+    the first that names someone other than the site (see ``page_author``)."""
     people = [n for n in ld_names(ld.get("author"), people_only=True) if n not in publisher]
-    if people:
-        return ", ".join(people)
-    for key in AUTHOR_KEYS:
-        v = clean_author(meta.get(key, ""))
-        if v and not v.startswith(("http://", "https://")):
+    for cand in ("; ".join(people), *(meta.get(key, "") for key in AUTHOR_KEYS), guessed, "; ".join(ld_names(ld.get("author")))):
+        v = page_author(cand, sites) if not cand.startswith(("http://", "https://")) else ""
+        if v:
             return v
-    return clean_author(guessed) or ", ".join(ld_names(ld.get("author")))
+    return ""
 
 
 def _page_date(html: str, pm: Any, guessed: Any, page_url: str, source: str) -> Any:
     """The article's own date (JSON-LD, <meta>, the URL), else trafilatura's guess when it is not a
-    vocabulary URL's or a site banner's date. A bare January 1st yields to the URL's date of that year."""
+    vocabulary URL's or a site banner's date, or a bare year. A bare January 1st yields to the URL's date
+    of that year, and a UTC time stamp to the local day the URL spells."""
     from_url = url_date(page_url)
     d = None
     for stated in (_as_str(pm.ld.get("datePublished")), *(pm.meta.get(k, "") for k in DATE_KEYS)):
@@ -216,9 +219,16 @@ def _page_date(html: str, pm: Any, guessed: Any, page_url: str, source: str) -> 
         if g is not None and ((g.year, g.month) in pm.namespace_months or only_before_headline(html, g.date())):
             log.info("%s: date %s looks like a namespace's or a site banner's; not used", source, g.date())
             g = None
-        d = g
+        # A guessed January 1st at midnight is a year found somewhere on the page (a copyright line), not a day.
+        d = None if g is not None and is_default_date(g) else g
     if from_url and (d is None or (is_default_date(d) and d.year == from_url.year)):
         return parse_date(from_url, where=source)
+    if d is not None and from_url and d.utcoffset() == dt.timedelta(0) and d.date() != from_url:
+        # A UTC time stamp on a page whose URL spells its local day: the same instant, in the nearest zone with that day.
+        for hours in sorted(range(-12, 15), key=abs):
+            local = d.astimezone(dt.timezone(dt.timedelta(hours=hours)))
+            if local.date() == from_url:
+                return local
     return d
 
 

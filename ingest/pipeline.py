@@ -23,10 +23,11 @@ from llama_index.core.vector_stores.utils import node_to_metadata_dict
 from ingest.article import Article
 from ingest.chunk import Chunk, Chunker
 from ingest.loaders import Item, load_sources
+from ingest.syndication import Placement, SyndicationIndex
 from rag.config import Settings
-from rag.embed import SentenceTransformerEmbedding, get_embedder
+from rag.embed import SentenceTransformerEmbedding, adopt_embedder, get_embedder
 from rag.errors import IngestError
-from rag.schema import ChunkMeta, with_header
+from rag.schema import MINHASH, ChunkMeta, with_header
 from rag.store import Store
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class IngestReport:
     embed_seconds: float = 0.0
     article_ids: list[str] = field(default_factory=list)
     merged: int = 0  # items that were the same article (same normalised URL, or same text) as an earlier one in this run
+    grouped: int = 0  # new or changed articles found to be syndicated copies of a stored (or earlier) article
+    syndication_seconds: float = 0.0  # spent finding them (signatures, LSH)
 
     @property
     def ok(self) -> bool:
@@ -54,23 +57,27 @@ class IngestReport:
 
     def summary(self) -> str:
         merged = f", {self.merged} duplicate{'s' if self.merged != 1 else ''} merged" if self.merged else ""
+        if self.grouped:
+            merged += f", {self.grouped} syndicated cop{'ies' if self.grouped != 1 else 'y'} grouped"
         return (f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, {len(self.errors)} failed{merged}; "
                 f"{self.chunks_embedded} chunks embedded in {self.seconds:.1f} s")
 
     def as_dict(self) -> dict[str, Any]:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged, "failed": len(self.errors), "merged": self.merged,
-                "chunks_embedded": self.chunks_embedded, "chunks_deleted": self.chunks_deleted, "seconds": round(self.seconds, 3),
+                "grouped": self.grouped, "chunks_embedded": self.chunks_embedded, "chunks_deleted": self.chunks_deleted, "seconds": round(self.seconds, 3),
                 "errors": [{"source": e.source, "reason": e.reason} for e in self.errors]}
 
 
-def chunk_meta(article: Article, chunk: Chunk, n_chunks: int, ingested_at: str = "") -> ChunkMeta:
-    """The stored metadata of one chunk (``rag.schema`` defines the keys)."""
+def chunk_meta(article: Article, chunk: Chunk, n_chunks: int, ingested_at: str = "", placement: Placement | None = None) -> ChunkMeta:
+    """The stored metadata of one chunk (``rag.schema`` defines the keys); ``placement``: its syndication group."""
     d = article.published_at
+    p = placement or Placement(article.id)
     return ChunkMeta(
         article_id=article.id, content_hash=article.content_hash, chunk_index=chunk.index, n_chunks=n_chunks,
         start=chunk.start, end=chunk.end, title=article.title, source=article.source, author=article.author,
         url=article.url, category=article.category, published_at=d.isoformat() if d else "", date=article.date_iso,
         date_num=int(d.strftime("%Y%m%d")) if d else 0, origin=article.origin[:500], ingested_at=ingested_at,
+        group=p.group, minhash=p.signature if chunk.index == 0 else "",
     )
 
 
@@ -97,6 +104,7 @@ class Ingestor:
         self.store = store or Store(settings)
         self.embedder = embedder or get_embedder(settings)
         self.chunker = Chunker(settings.chunk_size, settings.chunk_overlap, self.embedder.tokenize)
+        self.syndication = SyndicationIndex(self.store)
 
     def ingest(self, sources: Iterable[str], progress: ProgressFn | None = None) -> IngestReport:
         return self.ingest_items(load_sources(sources), progress)
@@ -104,6 +112,8 @@ class Ingestor:
     def ingest_items(self, items: Iterable[Item], progress: ProgressFn | None = None) -> IngestReport:
         report = IngestReport()
         t0 = time.perf_counter()
+        # Vectors of two embedders never share an archive: a new one records ours, one made by another is re-embedded first (logged).
+        adopt_embedder(self.store, self.embedder)
         run = _Run(self, report, progress)
         try:
             group: dict[str, Article] = {}
@@ -141,6 +151,11 @@ class Ingestor:
                     group = {}
             run.add(group)
             run.finish()
+            if run.placed:
+                self.syndication.written()
+        except BaseException:
+            self.syndication.forget()  # it may hold articles that were never written
+            raise
         finally:
             run.close()
         report.seconds = time.perf_counter() - t0
@@ -183,19 +198,21 @@ class Ingestor:
         report.embed_seconds += time.perf_counter() - t
         return vectors
 
-    def _rows(self, batch: Todo) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    def _rows(self, batch: Todo, placements: dict[str, Placement] | None = None) -> tuple[list[str], list[str], list[dict[str, Any]]]:
         """Ids, documents and flat metadata for one group, in llama-index's node format."""
         ids, docs, metas = [], [], []
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         for art, chunks in batch:
+            placement = (placements or {}).get(art.id)
             for c in chunks:
-                md = chunk_meta(art, c, len(chunks), ingested_at=now).to_metadata()
+                md = chunk_meta(art, c, len(chunks), ingested_at=now, placement=placement).to_metadata()
+                sig = md.pop(MINHASH)  # read from the flat key only (ingest.syndication): not copied into the node's JSON too
                 node = TextNode(id_=c.id, text=c.text, metadata=md, start_char_idx=c.start, end_char_idx=c.end,
                                 excluded_embed_metadata_keys=list(md), excluded_llm_metadata_keys=list(md))
                 node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=art.id)
                 ids.append(c.id)
                 docs.append(c.text)
-                metas.append(node_to_metadata_dict(node, remove_text=True, flat_metadata=True))
+                metas.append(node_to_metadata_dict(node, remove_text=True, flat_metadata=True) | {MINHASH: sig})
         return ids, docs, metas
 
     def _store(self, ids: list[str], vectors: Any, docs: list[str], metas: list[dict[str, Any]]) -> tuple[int, int]:
@@ -235,6 +252,8 @@ class _Run:
         self.ready: tuple[tuple[Any, ...], set[str]] | None = None  # embedded, not yet handed to the writer
         self.pending: Future | None = None
         self.pending_ids: set[str] = set()
+        self.placements: dict[str, Placement] = {}  # of the articles planned and not yet turned into rows
+        self.placed = False  # whether this run has refreshed the syndication index and placed articles in it
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="byline-writer")
 
     def _unwritten_ids(self) -> set[str]:
@@ -251,10 +270,23 @@ class _Run:
             # lookup below sees it (the later copy then wins, as within one group).
             self.finish()
         for entry in self.ing._plan(group, self.report, self.progress):
+            self.place(entry[0])
             self.batch.append(entry)
             self.size += len(entry[1])
             if self.size >= self.ing.settings.ingest_group_chunks:
                 self.embed_batch()
+
+    def place(self, art: Article) -> None:
+        """Find the article's syndication group (its placement is written with its chunks)."""
+        t = time.perf_counter()
+        if not self.placed:
+            self.ing.syndication.refresh()  # once per run: the store may have changed since the last one
+            self.placed = True
+        p = self.placements[art.id] = self.ing.syndication.place(art)
+        if p.joined:
+            self.report.grouped += 1
+            log.info("%s is a syndicated copy of article %s", art.origin or art.id, p.joined)
+        self.report.syndication_seconds += time.perf_counter() - t
 
     def embed_batch(self) -> None:
         if not self.batch:
@@ -262,7 +294,7 @@ class _Run:
         batch, self.batch, self.size = self.batch, [], 0
         self.submit_ready()  # the previous group is written while this one embeds
         vectors = self.ing._embed(batch, self.report, self.progress)
-        ids, docs, metas = self.ing._rows(batch)
+        ids, docs, metas = self.ing._rows(batch, {a.id: self.placements.pop(a.id) for a, _ in batch})
         self.ready = ((ids, vectors, docs, metas), {a.id for a, _ in batch})
 
     def submit_ready(self) -> None:

@@ -178,7 +178,11 @@ class Watcher:
         self._ingestor = ingestor
         self.clock = clock
         self._stop = threading.Event()
-        self.sleep = sleep or self._stop.wait
+        self._wake = threading.Event()  # set by stop(), add() and poll_soon(): the waiting loop looks again at once
+        self.sleep = sleep or self._nap
+        self._state_lock = threading.RLock()  # the chat adds and removes feeds while the loop polls
+        self._soon: set[str] = set()
+        self._held = False
         self.feeds = load_state(self.path)
 
     @property
@@ -191,26 +195,70 @@ class Watcher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def _nap(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    # --- the watched list (the chat's Archive tab edits it while ``run(None)`` polls) --------------
+    def watched(self) -> list[str]:
+        with self._state_lock:
+            return list(self.feeds)
+
+    def add(self, url: str) -> bool:
+        """Watch ``url`` from now on (polled at once by a running loop). False if it was watched already."""
+        url = (url or "").strip()
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"not a feed URL: {url!r} (use an http:// or https:// address)")
+        with self._state_lock:
+            if url in self.feeds:
+                return False
+            self.feeds[url] = FeedState(url=url)
+            save_state(self.path, self.feeds)
+        self._wake.set()
+        return True
+
+    def remove(self, url: str) -> bool:
+        """Stop watching ``url`` (its articles stay in the archive). False if it was not watched."""
+        with self._state_lock:
+            if self.feeds.pop(url, None) is None:
+                return False
+            self._soon.discard(url)
+            save_state(self.path, self.feeds)
+        return True
+
+    def poll_soon(self, urls: list[str] | None = None) -> None:
+        """Make these feeds (default: all) due now, so a running loop polls them without waiting for their time."""
+        with self._state_lock:
+            self._soon.update(urls if urls is not None else self.feeds)
+        self._wake.set()
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """One watcher per data folder: two would overwrite each other's state."""
+        if self._held:  # re-entrant: BackgroundWatch claims the folder before its thread runs the loop
+            yield
+            return
         lock = self.path.with_name(LOCK_FILE)
         lock.parent.mkdir(parents=True, exist_ok=True)
         with open(lock, "a") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise ConfigError(f"another `byline watch` is already running on {self.settings.data_dir}") from None
+                raise ConfigError(f"another `byline watch` is already running on {self.settings.data_dir} "
+                                  "(or a chat or server that watches its feeds)") from None
+            self._held = True
             try:
                 yield
             finally:
+                self._held = False
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     # --- schedule --------------------------------------------------------------------------------
     def due_at(self, url: str, every: float) -> float:
         st = self.feeds.get(url)
-        if st is None or not st.last_poll:
+        if st is None or not st.last_poll or url in self._soon:
             return 0.0
         if st.failures:
             return _ts(st.next_poll) or 0.0
@@ -221,24 +269,27 @@ class Watcher:
         cap = max(self.settings.watch_max_backoff, every)
         return min(every * 2 ** min(failures, 32), cap)
 
-    def run(self, urls: list[str], *, every: float | None = None, once: bool = False,
+    def run(self, urls: list[str] | None, *, every: float | None = None, once: bool = False,
             on_poll: Callable[[PollResult], None] | None = None) -> dict[str, PollResult]:
-        """Poll ``urls`` as they fall due until ``stop()`` (or once each with ``once``); returns each feed's latest result."""
+        """Poll ``urls`` as they fall due until ``stop()`` (or once each with ``once``); returns each feed's latest result.
+
+        ``urls=None`` follows the watched list as ``add()`` and ``remove()`` change it (the chat's way)."""
         every = every or self.settings.watch_interval
-        urls = list(dict.fromkeys(urls))
+        fixed = list(dict.fromkeys(urls)) if urls is not None else None
         latest: dict[str, PollResult] = {}  # not every result: a watcher may run for months
         with self.lock():
             while not self._stop.is_set():
-                for url in urls:
+                for url in fixed if fixed is not None else self.watched():
                     if self._stop.is_set():
                         break
-                    if once or self.clock() >= self.due_at(url, every):
+                    if (fixed is not None or url in self.feeds) and (once or self.clock() >= self.due_at(url, every)):
                         r = latest[url] = self.poll(url, every)
                         if on_poll:
                             on_poll(r)
                 if once or self._stop.is_set():
                     break
-                wake = min(self.due_at(u, every) for u in urls)
+                current = fixed if fixed is not None else self.watched()
+                wake = min((self.due_at(u, every) for u in current), default=self.clock() + every)
                 self.sleep(max(0.0, wake - self.clock()))
         return latest
 
@@ -246,7 +297,9 @@ class Watcher:
     def poll(self, url: str, every: float | None = None) -> PollResult:
         """Poll one feed now, ingest its new and changed entries, record the outcome and save the state."""
         every = every or self.settings.watch_interval
-        st = self.feeds.setdefault(url, FeedState(url=url))
+        with self._state_lock:
+            st = self.feeds.setdefault(url, FeedState(url=url))
+            self._soon.discard(url)
         now = self.clock()
         try:
             result = self._poll(st)
@@ -268,7 +321,9 @@ class Watcher:
             st.last_error, st.last_error_at = result.error, st.last_poll
             result.retry_in = st.backoff
             log.warning("%s: %s (failure %d in a row; next try in %.0f s)", url, result.error, st.failures, st.backoff)
-        save_state(self.path, self.feeds)
+        with self._state_lock:
+            if self.feeds.get(url) is st:  # not if the feed stopped being watched during the poll
+                save_state(self.path, self.feeds)
         return result
 
     def _poll(self, st: FeedState) -> PollResult:
@@ -313,6 +368,89 @@ class Watcher:
             elif item.origin.startswith(url + "#"):
                 item.origin = f"{url}#{todo[_entry_index(item.origin)]}"
             yield item
+
+
+class BackgroundWatch:
+    """The watcher inside a long-running chat or server: polls the watched feeds from a daemon thread.
+
+    The feeds are those watched before in this data folder, ``settings.watch_feeds`` and any added here.
+    It claims the folder only once there is a feed to watch, so a chat over a folder without feeds leaves
+    ``byline watch`` free; when another process already watches the folder, this one shows that process's
+    saved status and refuses edits (two watchers would overwrite each other's state)."""
+
+    def __init__(self, settings: Settings, ingestor: Any = None) -> None:
+        self.watcher = Watcher(settings, ingestor)
+        self.blocked = ""  # why this process cannot watch (another watcher holds the folder)
+        self._claim: contextlib.ExitStack | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._configured = list(settings.watch_feeds)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, *, even_without_feeds: bool = False) -> bool:
+        """Start polling if there is a feed to watch and no other process watches this folder. True when running."""
+        with self._lock:
+            if self.running:
+                return True
+            if not (self._configured or self.watcher.feeds or even_without_feeds):
+                return False
+            claim = contextlib.ExitStack()
+            try:
+                claim.enter_context(self.watcher.lock())
+            except ConfigError as exc:
+                self.blocked = str(exc)
+                return False
+            self.blocked, self._claim = "", claim
+            self.watcher.feeds = load_state(self.watcher.path)  # what the previous owner of the folder left
+            for url in self._configured:
+                self.watcher.add(url)
+            self.watcher._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="byline-watch", daemon=True)
+            self._thread.start()
+            return True
+
+    def _loop(self) -> None:
+        try:
+            self.watcher.run(None)
+        except Exception:  # noqa: BLE001 - the chat goes on without its watcher; the log says why
+            log.exception("the feed watcher stopped")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.watcher.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._lock:
+            if self._claim is not None:
+                self._claim.close()
+                self._claim = None
+
+    def _editable(self) -> None:
+        """Claim the folder before changing its feeds: only the process that polls them writes their state."""
+        if not self.start(even_without_feeds=True):
+            raise ConfigError(f"{self.blocked}: add or remove its feeds there")
+
+    def add(self, url: str) -> bool:
+        """Watch a feed from now on (polled at once). False if it was watched already."""
+        self._editable()
+        return self.watcher.add(url)
+
+    def remove(self, url: str) -> bool:
+        self._editable()
+        return self.watcher.remove(url)
+
+    def poll_now(self) -> None:
+        self._editable()
+        self.watcher.poll_soon()
+
+    def status(self) -> dict[str, FeedState]:
+        """Each watched feed's state: this process's own, or the saved one of the process that watches the folder."""
+        if self.blocked and not self.start():
+            return feed_status(self.watcher.settings)
+        with self.watcher._state_lock:
+            return {u: FeedState.from_dict(asdict(st)) for u, st in self.watcher.feeds.items()}
 
 
 def feed_status(settings: Settings) -> dict[str, FeedState]:

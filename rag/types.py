@@ -10,6 +10,17 @@ from typing import Any
 WITHHELD_NOTE = "the generated answer was withheld"
 
 
+@dataclass(frozen=True)
+class Copy:
+    """Another outlet's copy of a syndicated story (the same wire text, republished)."""
+
+    article_id: str
+    title: str
+    source: str
+    date: str  # ISO date or ''
+    url: str
+
+
 @dataclass
 class Passage:
     """A retrieved chunk, as the generator saw it (``text`` may be trimmed to the sentences that matter)."""
@@ -28,6 +39,7 @@ class Passage:
     score: float  # fused retrieval score
     dense_score: float = 0.0  # cosine similarity to the question
     author: str = ""
+    also_published: tuple[Copy, ...] = ()  # the story's other syndicated copies, earliest first (rag.copies)
 
     def evidence(self) -> str:
         """What a claim or a question's terms may be found in: the text plus title, outlet and date in words."""
@@ -59,6 +71,7 @@ class Citation:
     chunk_id: str
     score: float  # support score of the cited sentence against this passage (0-1)
     passage: str = ""  # the whole chunk, for context
+    also_published: tuple[Copy, ...] = ()  # as in Passage
 
     def __str__(self) -> str:
         bits = [b for b in (self.title, self.source, self.date) if b]

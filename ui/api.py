@@ -32,6 +32,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.loaders import MAX_FILE_BYTES
+from ingest.watch import BackgroundWatch
 from rag.config import Settings
 from rag.errors import BylineError, ConfigError, QuestionError, StoreError
 from rag.types import Answer, Sources
@@ -348,12 +349,19 @@ def create_app(settings: Settings, *, chat: bool = True, mcp: bool = True, host:
         mcp_server = build_mcp(service)
         mcp_app = mcp_server.streamable_http_app(streamable_http_path="/mcp", host=host)
 
+    # The watched feeds are polled in the background while the server runs (the chat's Archive tab edits them).
+    feeds = blocks.byline.feeds if blocks is not None else BackgroundWatch(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm_up:
             service.warm_up()  # the models load while the first client connects
-        async with (mcp_server.session_manager.run() if mcp_server is not None else contextlib.nullcontext()):
-            yield
+        feeds.start()
+        try:
+            async with (mcp_server.session_manager.run() if mcp_server is not None else contextlib.nullcontext()):
+                yield
+        finally:
+            feeds.stop()
 
     app = FastAPI(title="Byline", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None,
                   description="Ask a news archive; answers carry numbered citations. OpenAI-compatible chat completions, "

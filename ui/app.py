@@ -40,17 +40,21 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 import gradio as gr  # noqa: E402
 
 from ingest.loaders import MAX_FILE_BYTES, SUPPORTED  # noqa: E402
+from ingest.watch import BackgroundWatch  # noqa: E402
 from rag.config import Settings, check_auth  # noqa: E402
 from rag.errors import BylineError, ConfigError  # noqa: E402
 from rag.generators import AUTO, generator_label, generator_names, unavailable  # noqa: E402
 from rag.schema import where_articles  # noqa: E402
 from rag.types import Answer, Sources  # noqa: E402
+from ui.service import pump  # noqa: E402
 from ui.format import (  # noqa: E402
     answer_chat_message,
     answer_markdown,
     answer_sources,
     filter_chips_html,
     esc_chat,
+    every_text,
+    feeds_html,
     ingest_report_html,
     notice_html,
     placeholder_panel,
@@ -133,7 +137,9 @@ CSS = """
 #byline-chat .byline-show, #byline-chat .byline-copy { font-size: 12px; padding: 1px 8px; border-radius: 6px; cursor: pointer;
   border: 1px solid transparent; background: none; color: var(--body-text-color-subdued); }
 #byline-chat .byline-show { font-weight: 600; padding-left: 0; }
-#byline-chat .byline-show:hover, #byline-chat .byline-copy:hover { border-color: var(--border-color-primary); }
+#byline-chat .byline-copy { border-color: var(--border-color-primary); color: var(--body-text-color); }
+#byline-chat .byline-show:hover { border-color: var(--border-color-primary); }
+#byline-chat .byline-copy:hover { border-color: var(--color-accent); }
 #byline-chat .byline-actions { display: flex; gap: 4px; }
 #byline-chat .byline-copytext, #byline-chat .byline-copymd { display: none; }
 #byline-articles { --font-mono: var(--font); }
@@ -373,26 +379,6 @@ TICK_S = 0.25  # how often the chat looks at the clock and the Stop signal while
 CHECKING_AFTER_S = 1.0
 
 
-def _pump(engine: Any, question: str, history: list, filters: Any, generator: str | None, out: queue.Queue, cancel: threading.Event) -> None:
-    """Run one answer in a worker thread, passing its pieces on; on ``cancel``, close the stream (which stops
-    the model at its next token) and drop the rest."""
-    stream = engine.ask_stream(question, history=history, filters=filters, generator=generator)
-    try:
-        for piece in stream:
-            if cancel.is_set():
-                break
-            out.put(("piece", piece))
-    except Exception as exc:  # noqa: BLE001 - handed to the chat loop, which shows it
-        out.put(("error", exc))
-    finally:
-        try:
-            close = getattr(stream, "close", None)  # a generator: closing it stops the model; a plain iterator has none
-            if close is not None:
-                close()
-        finally:
-            out.put(("done", None))  # always, or the chat would wait for ever
-
-
 # --- the app state and handlers ----------------------------------------------------------------------
 class BylineUI:
     """Handlers bound to one Settings. Each is a plain function of plain values (the tests call them)."""
@@ -406,6 +392,7 @@ class BylineUI:
         self._stops: dict[str, tuple[threading.Event, queue.Queue]] = {}
         self._trash: dict[str, list[dict[str, list]]] = {}  # browser session -> what its latest delete removed
         self._export_dir: Path | None = None
+        self.feeds = BackgroundWatch(settings)  # polls the watched feeds once launch() or the server starts it
 
     # ---- engine and generators ----------------------------------------------------------------
     @property
@@ -513,8 +500,9 @@ class BylineUI:
         shown = (display[-1]["content"], panel)
         yield list(display), state, panel, ""
         cancel = threading.Event()
-        worker = threading.Thread(target=_pump, args=(self.engine, q, list(history), filters, gen, pieces, cancel), daemon=True,
-                                  name="byline-answer")
+        engine, past = self.engine, list(history)
+        worker = threading.Thread(target=pump, args=(lambda: engine.ask_stream(q, history=past, filters=filters, generator=gen),
+                                                     pieces.put, cancel), daemon=True, name="byline-answer")
         worker.start()
         streamed, stage, last_words = "", SEARCHING, t0
         answer: Answer | None = None
@@ -757,6 +745,53 @@ class BylineUI:
         rows, stats, outlets = self.archive_view()
         return ingest_report_html(summary, errors, [p.name for p in saved]), rows, stats, outlets
 
+    # ---- watched feeds ------------------------------------------------------------------------
+    def feeds_view(self) -> str:
+        try:
+            return feeds_html(self.feeds.status(), self.feeds.blocked)
+        except BylineError as exc:
+            return notice_html(friendly(exc))
+
+    def watch_feed(self, url_text: str | None) -> tuple[str, str, str]:
+        """Watch the feed(s) pasted (one per line). Returns (message, feeds table, the URL box's new text)."""
+        urls, errors = parse_url_lines(url_text)
+        if not urls and not errors:
+            return notice_html("Paste a feed's URL (http:// or https://) first.", "info"), self.feeds_view(), ""
+        added = []
+        for url in urls:
+            try:
+                if self.feeds.add(url):
+                    added.append(url)
+                else:
+                    errors.append((url, "already watched"))
+            except BylineError as exc:
+                errors.append((url, friendly(exc)))
+        msg = f"Watching {plural(len(added), 'new feed')}: each is polled now, then every {every_text(self.settings.watch_interval)}." \
+            if added else "No feed added."
+        return ingest_report_html(msg, errors), self.feeds_view(), ""
+
+    def unwatch_feed(self, url_text: str | None) -> tuple[str, str, str]:
+        """Stop watching the feed(s) pasted; their articles stay. Returns (message, feeds table, the URL box's new text)."""
+        urls, errors = parse_url_lines(url_text)
+        removed = 0
+        for url in urls:
+            try:
+                if self.feeds.remove(url):
+                    removed += 1
+                else:
+                    errors.append((url, "not watched"))
+            except BylineError as exc:
+                errors.append((url, friendly(exc)))
+        msg = f"Stopped watching {plural(removed, 'feed')} (its articles stay in the archive)." if removed else "No feed removed."
+        return ingest_report_html(msg, errors), self.feeds_view(), ""
+
+    def poll_feeds(self) -> tuple[str, str]:
+        try:
+            self.feeds.poll_now()
+        except BylineError as exc:
+            return notice_html(friendly(exc)), self.feeds_view()
+        return notice_html("Polling every watched feed now.", "info"), self.feeds_view()
+
     @staticmethod
     def _ids(ids_text: str | None) -> list[str]:
         return list(dict.fromkeys(i for i in re.split(r"[\s,;]+", ids_text or "") if i))
@@ -897,6 +932,17 @@ def build_app(settings: Settings) -> gr.Blocks:
                                       placeholder="https://example.com/news/story.html", elem_id="byline-urls")
                     ingest_btn = gr.Button("Ingest", variant="primary", elem_id="byline-ingest")
                     report = gr.HTML(elem_id="byline-report", js_on_load=None)
+                    with gr.Accordion("Watched feeds", open=bool(ui.feeds.watcher.feeds), elem_id="byline-feeds-fold"):
+                        feeds_table = gr.HTML(ui.feeds_view(), elem_id="byline-feeds", js_on_load=None)
+                        feed_url = gr.Textbox(lines=1, label="Feed URL (RSS or Atom)", placeholder="https://example.com/feed.xml",
+                                              elem_id="byline-feed-url")
+                        with gr.Row():
+                            watch_btn = gr.Button("Watch", size="sm", variant="primary", elem_id="byline-watch")
+                            unwatch_btn = gr.Button("Stop watching", size="sm", elem_id="byline-unwatch")
+                            poll_btn = gr.Button("Poll now", size="sm", elem_id="byline-poll")
+                        feed_msg = gr.HTML(js_on_load=None, elem_id="byline-feed-msg")
+                        # Polls happen in the background: the table follows them without a click.
+                        feeds_timer = gr.Timer(5.0)
                 with gr.Column(scale=1, min_width=280):
                     stats = gr.HTML(elem_id="byline-stats", js_on_load=None)
                     del_ids = gr.Textbox(label="Article id(s) to delete", placeholder="click a row to fill in", elem_id="byline-del-ids")
@@ -975,6 +1021,11 @@ def build_app(settings: Settings) -> gr.Blocks:
             return str(row[0]) if row else ""
 
         table.select(_pick, None, del_ids, api_visibility="private")
+        watch_btn.click(ui.watch_feed, feed_url, [feed_msg, feeds_table, feed_url], api_visibility="private")
+        feed_url.submit(ui.watch_feed, feed_url, [feed_msg, feeds_table, feed_url], api_visibility="private")
+        unwatch_btn.click(ui.unwatch_feed, feed_url, [feed_msg, feeds_table, feed_url], api_visibility="private")
+        poll_btn.click(ui.poll_feeds, None, [feed_msg, feeds_table], api_visibility="private")
+        feeds_timer.tick(ui.feeds_view, None, feeds_table, api_visibility="private", queue=False, show_progress="hidden")
         demo.load(ui.archive_view, None, [table, stats, outlet_dd], api_visibility="private")
         demo.load(ui.restore, browser_id, [chatbot, state, sources, browser_id], api_visibility="private")
         gr.api(ui.ask_api, api_name="ask", api_description="Answer a question from the archive; returns text with [n] markers and citations.")
@@ -997,6 +1048,7 @@ def launch(settings: Settings, host: str | None = None, port: int | None = None,
     demo = build_app(settings)
     # Load the models while the page opens, so the first question waits for nothing.
     threading.Thread(target=lambda: demo.byline.engine.warm_up(), name="byline-warm-up", daemon=True).start()
+    demo.byline.feeds.start()
     demo.queue(default_concurrency_limit=1)
     try:
         _launch(demo, host, port, auth, block, quiet)

@@ -92,6 +92,38 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rag.store import Store
+
+    store = Store(settings)
+    out: dict[str, Any] = {}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=_console(), transient=True, disable=args.json or not sys.stdout.isatty()) as prog:
+        if args.embeddings:
+            from rag.embed import get_embedder, reembed
+
+            embedder = get_embedder(settings)
+            task = prog.add_task("chunks re-embedded", total=None)
+            out["reembedded_chunks"] = reembed(store, embedder, progress=lambda done, total: prog.update(task, completed=done, total=total))
+            out["embedder"] = embedder.identity.name
+        task = prog.add_task("chunks keyword-indexed", total=None)
+        rep = store.keywords.rebuild(progress=lambda done, total: prog.update(task, completed=done, total=total))
+    out.update({"keyword_chunks": rep.chunks, "terms": rep.terms, "store_chunks": store.count(), "seconds": round(rep.seconds, 2),
+                "keyword_index": str(rep.path)})
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    if args.embeddings:
+        n = out["reembedded_chunks"]
+        _console().print(f"Vectors made by {out['embedder']!r}: {n} chunks re-embedded" if n else
+                         f"Vectors already made by {out['embedder']!r}: nothing to re-embed")
+    _console().print(f"Keyword index rebuilt from the store: {rep.chunks} chunks ({out['store_chunks']} in the store), "
+                     f"{rep.terms} terms, {rep.seconds:.1f} s; {rep.path}")
+    return 0
+
+
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import Ingestor
 
@@ -364,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_list)
     s = sub.add_parser("status", parents=[common], help="index statistics")
     s.set_defaults(func=cmd_status)
+    s = sub.add_parser("reindex", parents=[common], help="rebuild the keyword index from the store (repairs a damaged one)")
+    s.add_argument("--embeddings", action="store_true",
+                   help="first re-embed every stored passage with the configured embedder (BYLINE_EMBEDDER), resuming an interrupted run")
+    s.set_defaults(func=cmd_reindex)
     s = sub.add_parser("delete", parents=[common], help="remove articles by id")
     s.add_argument("ids", nargs="+")
     s.set_defaults(func=cmd_delete)

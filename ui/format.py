@@ -18,6 +18,8 @@ def answer_to_terminal(answer: Answer) -> str:
                 lines.append(f"      {c.url}")
             quote = " ".join(c.quote.split())
             lines.append(f"      “{quote[:300]}{'…' if len(quote) > 300 else ''}”")
+            if c.also_published:
+                lines.append(f"      {also_published_line(c)}")
     for note in answer.notes:
         lines.append(f"\nnote: {note}")
     return "\n".join(lines)
@@ -116,6 +118,15 @@ def elapsed_text(seconds: float) -> str:
     return f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s"
 
 
+def every_text(seconds: float) -> str:
+    """``15 minutes``, ``2 hours``, ``90 seconds``: an interval as a person says it."""
+    s = int(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if s >= size and s % size == 0:
+            return plural(s // size, unit)
+    return plural(s, "second")
+
+
 def progress_html(stage: str, seconds: float) -> str:
     """The line under an answer being produced: what Byline is doing, and for how long so far."""
     return f'<div class="byline-progress">{esc_chat(stage)}… {esc_chat(elapsed_text(seconds))}</div>'
@@ -196,8 +207,15 @@ def passage_card(p: Passage, chars: int = 280, extra_class: str = " byline-readi
     return _card(p, f'data-passage="{int(p.number)}"', body, extra_class=extra_class, numbered=extra_class == " byline-reading")
 
 
+def also_published_line(item: Citation | Passage) -> str:
+    """``Also published by Outlet B (2024-03-02), Outlet C``: the story's other syndicated copies, or ''."""
+    if not item.also_published:
+        return ""
+    return "Also published by " + ", ".join(f"{c.source or 'unknown outlet'}{f' ({c.date})' if c.date else ''}" for c in item.also_published)
+
+
 def _card(item: Citation | Passage, attrs: str, body_html: str, extra_class: str = "", numbered: bool = True) -> str:
-    """One source card: number, title (a link to the article), outlet · date · link, then the passage."""
+    """One source card: number, title (a link to the article), outlet · date · link, then the passage, then other copies."""
     link = link_html(item.url)
     meta = [f'<span class="byline-outlet">{esc(item.source or "unknown outlet")}</span>',
             f'<span class="byline-date{" byline-undated" if not item.date else ""}">{esc(item.date or "date unknown")}</span>']
@@ -212,7 +230,8 @@ def _card(item: Citation | Passage, attrs: str, body_html: str, extra_class: str
         f'<div class="byline-card-head">{num}{title_html}</div>'
         f'<div class="byline-meta">{" · ".join(meta)}</div>'
         f'<blockquote class="byline-quote">{body_html}</blockquote>'
-        "</li>"
+        + (f'<div class="byline-copies"><small>{esc(also_published_line(item))}</small></div>' if item.also_published else "")
+        + "</li>"
     )
 
 
@@ -457,3 +476,30 @@ def ingest_report_html(summary: str, errors: Sequence[tuple[str, str]], saved: S
         parts.append("</ul>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _when(iso: str) -> str:
+    """'2026-11-30 09:15 UTC' from an ISO timestamp; '' for none."""
+    return f"{iso[:10]} {iso[11:16]} UTC" if len(iso) >= 16 else iso
+
+
+def feeds_html(feeds: dict[str, Any], blocked: str = "") -> str:
+    """The Archive tab's watched feeds: per feed its last poll, what it brought, health and last error."""
+    if not feeds:
+        note = "No feeds watched. Paste a feed's URL and press Watch: it is polled now and then every so often."
+        return f'<div class="byline-feeds"><p>{esc(blocked or note)}</p></div>'
+    rows = []
+    for url, st in feeds.items():
+        if not st.last_poll:
+            last, health = "not yet", "first poll due"
+        else:
+            last = f"{_when(st.last_poll)}: {plural(st.new_items, 'new article')}, {st.changed_items} changed"
+            health = (f"failing ({st.failures} in a row), next try {_when(st.next_poll)}" if st.failures
+                      else f"ok, next poll {_when(st.next_poll)}")
+        error = f'<br><small class="byline-feed-error">last error {esc(_when(st.last_error_at))}: {esc(st.last_error)}</small>' \
+            if st.last_error else ""
+        entry = f'<br><small>{esc(plural(len(st.entry_errors), "entry", "entries"))} could not be read</small>' if st.entry_errors else ""
+        rows.append(f"<tr><td>{link_html(url)}</td><td>{esc(last)}</td><td>{esc(health)}{error}{entry}</td></tr>")
+    head = f"<p>{esc(blocked)}</p>" if blocked else ""
+    return (f'<div class="byline-feeds">{head}<table><thead><tr><th>Feed</th><th>Last poll</th><th>Status</th></tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")

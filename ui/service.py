@@ -60,6 +60,32 @@ class Run:
         self.cancel.set()
 
 
+def pump(start: Callable[[], Any], emit: Callable[[tuple[str, Any]], None], cancel: threading.Event, *,
+         after_piece: Callable[[], bool] | None = None) -> None:
+    """Run one answer in a worker thread: pass each piece of the stream ``start()`` returns to ``emit`` as
+    ("piece", p), an exception as ("error", exc), and end with ("done", None), always (or the reader would wait
+    for ever). On ``cancel`` the stream is closed, which stops the model at its next token. ``after_piece``
+    runs after each piece (the API joins the model queue there); False ends the answer."""
+    stream = None
+    try:
+        stream = start()
+        for piece in stream:
+            if cancel.is_set():
+                break
+            emit(("piece", piece))
+            if after_piece is not None and not after_piece():
+                break
+    except Exception as exc:  # noqa: BLE001 - handed to the reader, which reports it
+        emit(("error", exc))
+    finally:
+        try:
+            close = getattr(stream, "close", None)  # a generator: closing it stops the model; a plain iterator has none
+            if close is not None:
+                close()
+        finally:
+            emit(("done", None))
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     id: str
@@ -137,33 +163,30 @@ class Service:
     # ---- answering -----------------------------------------------------------------------------
     def _pump(self, question: str, history: list[dict] | None, filters: Any, generator: str | None,
               emit: Any, cancel: threading.Event) -> None:
-        """Run one answer in a worker thread, passing each piece to ``emit``; on ``cancel``, close the
-        engine's stream (the model stops at its next token). Ends with ("done", None), always."""
+        """One answer in a worker thread (``pump``), holding the model queue from the first piece on."""
         locked = False
-        stream = None
-        try:
-            generator = generator or resolve_generator_name(self.settings)
-            queued = generator in QUEUED_GENERATORS
-            stream = self.engine.ask_stream(question, history=history, filters=filters, generator=generator)
-            for piece in stream:
+        queued = False
+
+        def start() -> Any:
+            nonlocal queued
+            name = generator or resolve_generator_name(self.settings)
+            queued = name in QUEUED_GENERATORS
+            return self.engine.ask_stream(question, history=history, filters=filters, generator=name)
+
+        def join_queue() -> bool:
+            # The sources come from retrieval alone, so a client sees them at once; only what follows needs
+            # the model, and that is where the queue is joined (the model itself serialises any earlier call).
+            nonlocal locked
+            while queued and not locked and not (locked := self._model_lock.acquire(timeout=0.2)):
                 if cancel.is_set():
-                    break
-                emit(("piece", piece))
-                # The sources come from retrieval alone, so a client sees them at once; only what follows needs
-                # the model, and that is where the queue is joined (the model itself serialises any earlier call).
-                while queued and not locked and not (locked := self._model_lock.acquire(timeout=0.2)):
-                    if cancel.is_set():
-                        return
-        except Exception as exc:  # noqa: BLE001 - handed to the request, which reports it
-            emit(("error", exc))
+                    return False
+            return True
+
+        try:
+            pump(start, emit, cancel, after_piece=join_queue)
         finally:
-            try:
-                if stream is not None:
-                    stream.close()
-            finally:
-                if locked:
-                    self._model_lock.release()
-                emit(("done", None))
+            if locked:
+                self._model_lock.release()
 
     def start(self, question: str, *, history: list[dict] | None = None, filters: Any = None,
               generator: str | None = None) -> "Run":

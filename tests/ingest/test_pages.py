@@ -10,7 +10,7 @@ import pytest
 
 from ingest.article import Article, clean_author
 from ingest.decode import decode_bytes, detect_encoding
-from ingest.htmlmeta import clean_title, url_date
+from ingest.htmlmeta import clean_title, page_author, page_title, url_date
 from ingest.loaders import load_sources
 from rag.errors import IngestError
 from tests.conftest import FIXTURES
@@ -203,8 +203,65 @@ def test_unreadable_meta_date_gives_way_quietly(tmp_path, caplog):
     assert not caplog.records
 
 
+def test_visible_headline_over_kicker_and_logo_and_outlet_as_author():
+    a = one(PAGES / "headline-kicker-logo.html")
+    assert a.title == "Night ferries return to the harbour"  # not og:title's kicker, not the logo's <h1>
+    assert a.author == "Lena Okafor"  # not the outlet's own name, and without the "Autor:" label
+    assert a.date_iso == "2024-03-12"
+
+
+def test_kicker_inside_the_h1_and_a_utc_stamp_on_the_urls_day(web):
+    a = one(PAGES / "headline-in-h1-kicker.html")
+    assert a.title == "Pier repairs to start in May"  # the <h1>'s kicker element left out
+    assert a.published_at.isoformat() == "2024-03-31T22:30:00+00:00"
+    web.routes["/news/2024/04/01/pier-repairs"] = (200, "text/html; charset=utf-8", (PAGES / "headline-in-h1-kicker.html").read_bytes())
+    b = one(web.url("/news/2024/04/01/pier-repairs"))
+    # A UTC stamp whose local day the URL spells: that day, and still the same instant.
+    assert b.date_iso == "2024-04-01" and b.published_at == a.published_at and b.published_at.utcoffset().total_seconds() > 0
+
+
+def test_dateline_above_the_headline_is_the_date_and_a_copyright_year_is_not():
+    assert one(PAGES / "dateline-above-headline.html").date_iso == "2024-03-12"  # not the top bar's "today" (the 19th)
+    assert one(PAGES / "copyright-year-only.html").published_at is None  # not 2013-01-01 from "Copyright 2013"
+
+
+def test_date_from_a_json_ld_webpage_object():
+    a = one(PAGES / "webpage-json-ld-date.html")
+    assert a.published_at.isoformat() == "2024-02-14T09:15:00+01:00"  # not dateModified, not the masthead's day
+
+
+@pytest.mark.parametrize("raw, sites, expected", [
+    ("Harbor Courier", ["Harbor Courier"], ""),
+    ("Kath Example", ["www.kath.example"], ""),
+    ("Portscape", ["portsca.pe"], ""),  # a site's name spelt from its domain
+    ("Dana Whitfield", ["dana.example"], "Dana Whitfield"),  # a person's own site
+    ("Name", [], ""),  # a comment form's label
+    ("Auteur Ana Vidal", [], "Ana Vidal"),
+    ("Interview: Jonas Berg", [], "Jonas Berg"),
+    ("ana[at]vidal.example", [], ""),
+    ("'Ana Vidal, Jonas Berg'", [], "Ana Vidal, Jonas Berg"),
+])
+def test_page_author(raw, sites, expected):
+    assert page_author(raw, sites) == expected
+
+
+@pytest.mark.parametrize("stated, h1s, parts, expected", [
+    (["Ferry timetable: Night ferries return | Harbor Courier"], ["Harbor Courier", "Night ferries return"], None, "Night ferries return"),
+    (["Night ferries return | Harbor Courier"], ["Harbor Courier"], None, "Night ferries return"),  # the <h1> is the logo
+    (["Night ferries return"], ["Harbour works Night ferries return"], [["Harbour works", "Night ferries return"]], "Night ferries return"),
+    (["Night ferries are back"], ["Local news"], None, "Night ferries are back"),  # a section name in the <h1>
+    (["Ferries return after winter break"], ["Night ferries return after a winter break"], None, "Night ferries return after a winter break"),
+])
+def test_page_title(stated, h1s, parts, expected):
+    assert page_title(stated, h1s, ["Harbor Courier"], parts or [[h] for h in h1s]) == expected
+
+
 @pytest.mark.parametrize("raw, sites, expected", [
     ("Footbridge to be rebuilt -- Sott.net", [], "Footbridge to be rebuilt"),
+    ("Pier opens | Harbor Media - Analysis Opinion", ["Harbor Media - Analysis Opinion"], "Pier opens"),
+    ("harbor.example //   &raquo; Pier opens", [], "Pier opens"),
+    ("Blog Archive » Pier opens", [], "Pier opens"),
+    ("Pier opens -", [], "Pier opens"),
     ("Lluvias cortan la ruta 5 » Local » Noticias", [], "Lluvias cortan la ruta 5"),
     ("Pier opens | Valley Courier", ["Valley Courier"], "Pier opens"),
     ("Pier opens - The Valley Courier Online", ["The Valley Courier"], "Pier opens"),

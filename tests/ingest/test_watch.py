@@ -269,3 +269,80 @@ def test_cli_watch_once_and_status(site, tmp_path, capsys):
     assert main(["watch", "--status", "--json", "--data-dir", str(data)]) == 0
     st = json.loads(capsys.readouterr().out)[site.url("/feed.rss")]
     assert st["new_items"] == 3 and st["failures"] == 0 and st["last_error"] == "" and "entries" not in st
+
+
+def wait_for(check, timeout: float = 600.0) -> None:
+    """Background polls finish on their own time; on a loaded 2-core machine an ingest can take a while."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, "timed out waiting for the background watcher"
+        time.sleep(0.2)
+
+
+def test_background_watch_follows_feeds_added_and_removed_while_it_runs(site, settings, embedder):
+    from ingest.watch import BackgroundWatch
+
+    site.set_feed("/a.rss", ["1", "2"])
+    site.set_feed("/b.rss", ["3"])
+    a, b = site.url("/a.rss"), site.url("/b.rss")
+    bg = BackgroundWatch(settings, Ingestor(settings, embedder=embedder))
+    try:
+        assert bg.start() is False and not bg.running  # no feed yet: the folder is not claimed
+        assert bg.add(a) is True and bg.running
+        assert bg.add(a) is False  # already watched
+        with pytest.raises(ConfigError, match="not a feed URL"):
+            bg.add("file:///etc/passwd")
+        wait_for(lambda: len(stored(settings)) == 2 and bg.status()[a].last_poll)
+
+        # While it runs, no other watcher may poll this folder.
+        with pytest.raises(ConfigError, match="already running"):
+            Watcher(settings).run([b], once=True)
+
+        bg.add(b)  # polled at once, although a's next poll is 15 minutes away
+        wait_for(lambda: len(stored(settings)) == 3)
+        site.set_feed("/a.rss", ["4", "1", "2"])
+        b_polled = bg.status()[b].last_poll
+        threading.Event().wait(1.1)  # last_poll has whole seconds: the next poll of b shows as a new value
+        bg.poll_now()
+        wait_for(lambda: len(stored(settings)) == 4 and bg.status()[a].new_items == 1)
+        wait_for(lambda: bg.status()[b].last_poll != b_polled)  # b was due now too
+
+        assert bg.remove(b) is True and set(bg.status()) == {a}
+        assert set(feed_status(settings)) == {a}  # saved: a restart watches a only
+        polls = lambda path: sum(p == path for p, _, _ in site.requests)  # noqa: E731
+        polls_of_a, polls_of_b = polls("/a.rss"), polls("/b.rss")
+        bg.poll_now()
+        wait_for(lambda: polls("/a.rss") == polls_of_a + 1)
+        assert polls("/b.rss") == polls_of_b  # no longer watched
+    finally:
+        bg.stop()
+    assert not bg.running
+
+    # Another process watching the folder: this one shows its saved status and refuses edits.
+    other = Watcher(settings)
+    with other.lock():
+        bg2 = BackgroundWatch(settings)
+        assert bg2.start() is False and "already running" in bg2.blocked
+        assert set(bg2.status()) == {a}
+        with pytest.raises(ConfigError, match="add or remove its feeds there"):
+            bg2.add(b)
+    assert bg2.start() is True  # the other one stopped: this one takes over the saved feeds
+    bg2.stop()
+
+
+def test_configured_feeds_are_watched(site, tmp_path, embedder):
+    from ingest.watch import BackgroundWatch
+    from rag.config import Settings
+
+    site.set_feed("/a.rss", ["5"])
+    s = Settings(data_dir=tmp_path / "byline", generator="extractive", watch_feeds=[site.url("/a.rss")])
+    bg = BackgroundWatch(s, Ingestor(s, embedder=embedder))
+    try:
+        assert bg.start() is True
+        wait_for(lambda: len(stored(s)) == 1)
+    finally:
+        bg.stop()
+    with pytest.raises(ValueError, match="not a feed URL"):
+        Settings(data_dir=tmp_path / "x", watch_feeds=["ftp://example.org/feed"])

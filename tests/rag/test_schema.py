@@ -10,6 +10,8 @@ from rag.schema import ARTICLE_ID, DATE_NUM, SOURCE, ChunkMeta, chunk_header, wh
 # The flat keys every stored chunk has had since the first archive, in order (llama-index adds its own).
 STORED_KEYS = ["article_id", "content_hash", "chunk_index", "n_chunks", "start", "end", "title", "source", "author", "url",
                "category", "published_at", "date", "date_num", "origin", "ingested_at"]
+# Keys added since, after those (rows written before lack them: ChunkMeta.from_metadata gives the defaults).
+ADDED_KEYS = ["group", "minhash"]
 LLAMA_KEYS = {"_node_content", "_node_type", "document_id", "doc_id", "ref_doc_id"}
 
 
@@ -17,7 +19,7 @@ def test_round_trip_and_key_order() -> None:
     m = ChunkMeta(article_id="a", content_hash="h", chunk_index=2, n_chunks=3, start=10, end=20, title="T", source="S",
                   date="2024-05-01", date_num=20240501)
     md = m.to_metadata()
-    assert list(md) == STORED_KEYS
+    assert list(md) == STORED_KEYS + ADDED_KEYS
     assert ChunkMeta.from_metadata(md) == m
     assert (ARTICLE_ID, SOURCE, DATE_NUM) == ("article_id", "source", "date_num")
 
@@ -57,7 +59,7 @@ def test_ingest_writes_the_schema_in_llama_index_node_format(settings, embedder)
     ids, docs, metas = ing._rows([(art, chunks)])
     assert ids == [c.id for c in chunks] and docs == [c.text for c in chunks]
     for c, md in zip(chunks, metas):
-        assert [k for k in md if k not in LLAMA_KEYS] == STORED_KEYS and set(md) >= LLAMA_KEYS
+        assert [k for k in md if k not in LLAMA_KEYS] == STORED_KEYS + ADDED_KEYS and set(md) >= LLAMA_KEYS
         m = ChunkMeta.from_metadata(md)
         assert (m.article_id, m.chunk_index, m.n_chunks, m.start, m.end) == (art.id, c.index, len(chunks), c.start, c.end)
         assert (m.date, m.date_num, m.published_at, m.origin) == ("2024-03-01", 20240301, "2024-03-01T00:00:00+00:00", "/x/h.md")

@@ -607,3 +607,39 @@ def test_launch_on_busy_port_is_a_friendly_error(settings: Settings) -> None:
         s.listen()
         with pytest.raises(ConfigError, match="cannot serve the chat"):
             launch(settings, port=s.getsockname()[1], block=False, quiet=True)
+
+
+def test_feeds_table_escapes_and_reports_health() -> None:
+    from ingest.watch import FeedState
+
+    ok = FeedState(url="https://example.org/feed?a=<b>", last_poll="2026-11-30T09:15:02+00:00", next_poll="2026-11-30T09:30:02+00:00",
+                   new_items=1, changed_items=2)
+    bad = FeedState(url="https://example.org/broken", last_poll="2026-11-30T09:15:02+00:00", next_poll="2026-11-30T11:15:02+00:00",
+                    failures=2, last_error="HTTP 500 <oops>", last_error_at="2026-11-30T09:15:02+00:00")
+    page = fmt.feeds_html({ok.url: ok, bad.url: bad})
+    assert "<b>" not in page and "&lt;oops&gt;" in page
+    assert "2026-11-30 09:15 UTC: 1 new article, 2 changed" in page and "ok, next poll 2026-11-30 09:30 UTC" in page
+    assert "failing (2 in a row), next try 2026-11-30 11:15 UTC" in page and "last error 2026-11-30 09:15 UTC" in page
+    assert "No feeds watched" in fmt.feeds_html({})
+    assert [fmt.every_text(s) for s in (900, 7200, 86400, 90)] == ["15 minutes", "2 hours", "1 day", "90 seconds"]
+
+
+def test_archive_tab_watches_feeds_in_the_background(settings) -> None:
+    from tests.ingest.test_watch import FeedSite, wait_for
+
+    site = FeedSite()
+    site.set_feed("/feed.rss", ["1", "3"])
+    url = site.url("/feed.rss")
+    ui = BylineUI(settings)
+    try:
+        msg, view, box = ui.watch_feed(f"{url}\nnot a url")
+        assert "Watching 1 new feed: each is polled now, then every 15 minutes." in msg and box == ""
+        assert "not a url" in msg  # the bad line is named; the good one is watched
+        wait_for(lambda: "2 new articles" in ui.feeds_view())
+        assert len(ui.store().articles()) == 2
+        assert "already watched" in ui.watch_feed(url)[0]
+        msg, view, _ = ui.unwatch_feed(url)
+        assert "Stopped watching 1 feed" in msg and "No feeds watched" in view and len(ui.store().articles()) == 2
+    finally:
+        ui.feeds.stop()
+        site.close()

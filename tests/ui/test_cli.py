@@ -42,3 +42,29 @@ def test_demo_with_the_default_local_model(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     assert "[1]" in out.stdout and "Breitbart" in out.stdout
     assert "does not say" not in out.stdout
+
+
+@pytest.mark.slow
+def test_reindex_embeddings_moves_the_archive_to_the_configured_embedder(tmp_path: Path) -> None:
+    import json
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BYLINE_")}
+    env.update(HOME=str(tmp_path / "home"), BYLINE_DATA_DIR=str(tmp_path / "data"), BYLINE_MODEL_CACHE_DIR=str(tmp_path / "models"))
+
+    def byline(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ui.cli", *args], capture_output=True, text=True, timeout=600, cwd=REPO,
+                              env={**env, **extra})
+
+    assert byline("ingest", str(REPO / "data")).returncode == 0  # the default embedder ('minilm', torch)
+    asked = byline("ask", "--generator", "extractive", "Who is Ali al-Daffayi?", BYLINE_EMBEDDER="minilm-onnx")
+    assert asked.returncode != 0 and "byline reindex --embeddings" in asked.stderr  # a mismatch is refused, with the fix
+
+    out = byline("reindex", "--embeddings", "--json", BYLINE_EMBEDDER="minilm-onnx")
+    assert out.returncode == 0, out.stderr[-3000:]
+    rep = json.loads(out.stdout)
+    assert rep["embedder"] == "minilm-onnx" and rep["reembedded_chunks"] == rep["store_chunks"] > 0
+    assert rep["keyword_chunks"] == rep["store_chunks"]
+    again = json.loads(byline("reindex", "--embeddings", "--json", BYLINE_EMBEDDER="minilm-onnx").stdout)
+    assert again["reembedded_chunks"] == 0  # nothing left to move
+    asked = byline("ask", "--generator", "extractive", "Who is Ali al-Daffayi?", BYLINE_EMBEDDER="minilm-onnx")
+    assert asked.returncode == 0 and "[1]" in asked.stdout, asked.stderr[-3000:]

@@ -1,0 +1,179 @@
+"""Syndicated copies: grouped at ingest, one passage per group at answer time, the other copies listed.
+
+Fixtures: tests/fixtures/syndication (README there lists the expected groups). Real Chroma in a temp
+folder, the real bundled embedder, the real ingest pipeline and the extractive generator.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+
+SYND = FIXTURES / "syndication"
+FERRY = ["ferry-wire.md", "ferry-harbor-ledger.md", "ferry-coast-daily.md"]
+ORCHARD = ["orchard-frost-wire.md", "orchard-frost-valley-post.md"]
+ALONE = ["ferry-island-voices.md"]
+FERRY_Q = "Why did the Lakeport to Gull Island ferry stop running, and for how long?"
+
+
+def ids_by_file(store) -> dict[str, str]:
+    return {Path(a.origin).name: a.id for a in store.articles()}
+
+
+def groups(store) -> dict[str, set[str]]:
+    """Article id -> the group key(s) on its chunks (one each, when all is well)."""
+    from rag.schema import ChunkMeta
+
+    out: dict[str, set[str]] = {}
+    for _cid, md, _ in store.iter_metadatas():
+        m = ChunkMeta.from_metadata(md)
+        out.setdefault(m.article_id, set()).add(m.group)
+    return out
+
+
+def partition(store) -> set[frozenset[str]]:
+    """The stored groups as sets of file names."""
+    names = {v: k for k, v in ids_by_file(store).items()}
+    by: dict[str, set[str]] = {}
+    for aid, keys in groups(store).items():
+        assert len(keys) == 1, f"{names[aid]} has chunks in several groups: {keys}"
+        by.setdefault(next(iter(keys)), set()).add(names[aid])
+    return {frozenset(v) for v in by.values()}
+
+
+EXPECTED = {frozenset(FERRY), frozenset(ORCHARD), frozenset(ALONE)}
+
+
+def test_copies_score_above_the_threshold_and_the_same_event_far_below() -> None:
+    from ingest.loaders import load_sources
+    from ingest.syndication import MIN_JACCARD, Signature, signature
+
+    sig = {Path(a.origin).name: signature(a.text) for a in load_sources([str(SYND)]) if hasattr(a, "text")}
+    for group in (FERRY, ORCHARD):
+        for other in group[1:]:
+            assert sig[group[0]].jaccard(sig[other]) >= MIN_JACCARD + 0.15, other
+    assert sig["ferry-wire.md"].jaccard(sig["ferry-island-voices.md"]) < MIN_JACCARD / 3
+    wire = sig["ferry-wire.md"]
+    assert Signature.decode(wire.encode()).jaccard(wire) == 1.0  # what is stored is what is compared
+    assert Signature.decode("mh0:AAAA") is None and Signature.decode("") is None  # other parameters: ignored
+    assert signature("Too short to tell a copy from a quote.") is None
+
+
+def test_ingest_groups_copies_and_reingest_is_idempotent(ingestor, tmp_path) -> None:
+    from ingest.pipeline import Ingestor
+    from rag.schema import ChunkMeta
+
+    rep = ingestor.ingest([str(SYND)])
+    assert rep.ok and rep.added == 6 and rep.grouped == 3
+    assert "3 syndicated copies grouped" in rep.summary() and rep.as_dict()["grouped"] == 3
+    assert partition(ingestor.store) == EXPECTED
+    sig_rows = [ChunkMeta.from_metadata(md) for _c, md, _ in ingestor.store.iter_metadatas()]
+    assert all(bool(m.minhash) == (m.chunk_index == 0) for m in sig_rows)  # the signature lives on the first chunk only
+    assert not any("minhash" in md["_node_content"] for _c, md, _ in ingestor.store.iter_metadatas())  # and only once
+    before = groups(ingestor.store)
+
+    again = ingestor.ingest([str(SYND)])
+    assert again.unchanged == 6 and again.grouped == 0 and again.chunks_embedded == 0
+    assert groups(ingestor.store) == before
+    # A new process (an index rebuilt from the store) re-ingesting one copy that changed keeps it in its group.
+    fresh = Ingestor(ingestor.settings, embedder=ingestor.embedder)
+    edited = (SYND / "orchard-frost-valley-post.md").read_text().replace("Applications open on May 2.", "Applications open on May 3.")
+    (tmp_path / "orchard-frost-valley-post.md").write_text(edited)
+    rep3 = fresh.ingest([str(tmp_path / "orchard-frost-valley-post.md")])
+    assert rep3.updated == 1 and rep3.grouped == 1
+    assert partition(fresh.store) == EXPECTED
+
+
+@pytest.mark.slow
+def test_grouping_does_not_depend_on_the_order_or_the_run(settings, embedder) -> None:
+    """One article per run, newest first, each run a new Ingestor (process): the same groups as one run."""
+    from ingest.pipeline import Ingestor
+
+    files = sorted(SYND.glob("*.md"), key=lambda p: p.name, reverse=True)
+    grouped = 0
+    for f in files:
+        if f.name != "README.md":
+            grouped += Ingestor(settings, embedder=embedder).ingest([str(f)]).grouped
+    store = Ingestor(settings, embedder=embedder).store
+    assert grouped == 3 and partition(store) == EXPECTED
+
+
+def test_a_changed_article_leaves_its_group(ingestor, tmp_path) -> None:
+    ingestor.ingest([str(SYND)])
+    # Coast Daily's page now carries other text (the feature article's, lightly edited) under the same URL.
+    front = (SYND / "ferry-coast-daily.md").read_text().split("---\n")[1]
+    body = (SYND / "ferry-island-voices.md").read_text().split("---\n", 2)[2].replace("Wednesday", "Thursday")
+    rewritten = tmp_path / "ferry-coast-daily.md"
+    rewritten.write_text(f"---\n{front}---\n{body}")
+    rep = ingestor.ingest([str(rewritten)])
+    assert rep.updated == 1 and rep.grouped == 1  # now a copy of the feature article, no longer of the wire story
+    assert partition(ingestor.store) == {frozenset(FERRY[:2]), frozenset(ORCHARD), frozenset(ALONE + ["ferry-coast-daily.md"])}
+
+
+def test_retrieval_gives_one_passage_per_group_citing_the_earliest_copy(ingestor) -> None:
+    from rag.retrieve import Retriever
+
+    ingestor.ingest([str(SYND)])
+    ids = ids_by_file(ingestor.store)
+    names = {v: k for k, v in ids.items()}
+    retriever = Retriever(ingestor.settings, ingestor.store, ingestor.embedder)
+    passages = retriever.retrieve(FERRY_Q, k=6)
+    ferry = [p for p in passages if names[p.article_id] in FERRY]
+    assert len({p.article_id for p in ferry}) == 1  # one copy of the story, however well the others match
+    p = ferry[0]
+    assert names[p.article_id] == "ferry-wire.md"  # the earliest copy holds the passage: it is the one cited
+    assert [(c.source, names[c.article_id]) for c in p.also_published] == [("Harbor Ledger", "ferry-harbor-ledger.md"),
+                                                                           ("Coast Daily", "ferry-coast-daily.md")]
+    assert [q.number for q in passages] == list(range(1, len(passages) + 1))
+    voices = [q for q in passages if names[q.article_id] == "ferry-island-voices.md"]
+    assert all(not q.also_published for q in voices)  # same event, own article: a passage of its own
+    # The earliest copy filtered out (another outlet asked for): the copy found is cited, the wire story listed.
+    only = retriever.retrieve(FERRY_Q, filters={"sources": ["Coast Daily"]}, k=3)
+    assert only and {names[q.article_id] for q in only} == {"ferry-coast-daily.md"}
+    assert [names[c.article_id] for c in only[0].also_published] == ["ferry-wire.md", "ferry-harbor-ledger.md"]
+
+
+def test_deleting_the_earliest_copy_promotes_the_next(ingestor) -> None:
+    from rag.retrieve import Retriever
+
+    ingestor.ingest([str(SYND)])
+    ids = ids_by_file(ingestor.store)
+    assert ingestor.delete(ids["ferry-wire.md"]) > 0
+    names = {v: k for k, v in ids.items()}
+    assert partition(ingestor.store) == {frozenset(FERRY[1:]), frozenset(ORCHARD), frozenset(ALONE)}
+    passages = Retriever(ingestor.settings, ingestor.store, ingestor.embedder).retrieve(FERRY_Q, k=6)
+    ferry = [p for p in passages if names[p.article_id] in FERRY]
+    assert len(ferry) >= 1 and len({p.article_id for p in ferry}) == 1
+    cited = names[ferry[0].article_id]
+    listed = [names[c.article_id] for c in ferry[0].also_published]
+    assert sorted([cited] + listed) == sorted(FERRY[1:])  # nobody lists the deleted copy
+    # Harbor Ledger is now the earliest: cited unless the passage found is Coast Daily's own added text.
+    assert cited == "ferry-harbor-ledger.md" or "Here is the latest" in ferry[0].full_text
+    # Ingested again, the wire story rejoins its copies.
+    rep = ingestor.ingest([str(SYND / "ferry-wire.md")])
+    assert rep.added == 1 and rep.grouped == 1 and partition(ingestor.store) == EXPECTED
+
+
+@pytest.mark.slow
+def test_ask_cites_one_copy_and_lists_the_others(ingestor) -> None:
+    from rag.engine import Engine
+    from ui.format import answer_sources, answer_to_terminal
+
+    ingestor.ingest([str(SYND)])
+    names = {v: k for k, v in ids_by_file(ingestor.store).items()}
+    engine = Engine(ingestor.settings, embedder=ingestor.embedder, store=ingestor.store)
+    answer = engine.ask(FERRY_Q)
+    assert not answer.refused and answer.citations
+    ferry = [c for c in answer.citations if names[c.article_id] in FERRY]
+    assert len(ferry) == 1 and names[ferry[0].article_id] == "ferry-wire.md"
+    assert {c.source for c in ferry[0].also_published} == {"Harbor Ledger", "Coast Daily"}
+    text = answer_to_terminal(answer)
+    assert "Also published by Harbor Ledger (2024-07-08), Coast Daily (2024-07-09)" in text
+    assert "Also published by Harbor Ledger (2024-07-08), Coast Daily (2024-07-09)" in answer_sources(answer)
+    as_json = json.loads(json.dumps(answer.as_dict()))
+    cited = next(c for c in as_json["citations"] if c["article_id"] == ferry[0].article_id)
+    assert [c["source"] for c in cited["also_published"]] == ["Harbor Ledger", "Coast Daily"]
