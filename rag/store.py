@@ -306,10 +306,8 @@ class Store:
     @_guard
     def chunks_for(self, ids: list[str], articles: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
         """Text and metadata of the stored chunks among ``ids`` and of every stored chunk of ``articles``."""
-        out: dict[str, tuple[str, dict[str, Any]]] = {}
-        for i in range(0, len(ids), 4000):
-            got = self.collection.get(ids=ids[i : i + 4000], include=["metadatas", "documents"])
-            out.update((cid, (doc, md)) for cid, doc, md in zip(got["ids"], got["documents"], got["metadatas"]))
+        found, metas, docs = self.chunks(ids)
+        out: dict[str, tuple[str, dict[str, Any]]] = {cid: (doc, md) for cid, md, doc in zip(found, metas, docs)}
         for i in range(0, len(articles), 200):
             got = self.collection.get(where=where_articles(articles[i : i + 200]), include=["metadatas", "documents"])
             out.update((cid, (doc, md)) for cid, doc, md in zip(got["ids"], got["documents"], got["metadatas"]))
