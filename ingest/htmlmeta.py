@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from ingest.article import decode_entities
@@ -21,7 +21,10 @@ ARTICLE_TYPES = ("Article", "NewsArticle", "BlogPosting", "Report")
 # <meta> keys (property, name or itemprop), best first.
 DATE_KEYS = ("article:published_time", "og:published_time", "datepublished", "publishdate", "publish_date", "pubdate",
              "parsely-pub-date", "sailthru.date", "dc.date.issued", "dcterms.issued", "dc.date", "dcterms.date", "date")
-AUTHOR_KEYS = ("author", "article:author", "parsely-author", "sailthru.author", "dc.creator", "dcterms.creator")
+# citation_author (Highwire, on scholarly pages) before "author", which such pages fill with a reference list's names;
+# "twitter:written by" is Yoast's twitter:label1 "Written by" / twitter:data1 pair (see ``read_page``).
+AUTHOR_KEYS = ("citation_author", "author", "article:author", "parsely-author", "sailthru.author", "cxenseparse:author",
+               "twitter:written by", "dc.creator", "dcterms.creator")
 # Hosts whose URLs are vocabularies, not pages: their /2000/01/ is a version, not a publication date.
 _NAMESPACE_HOSTS = re.compile(r"(?:^|\.)(?:w3\.org|purl\.org|xmlns\.com|ogp\.me|schema\.org|rdfs\.org|opengraphprotocol\.org)$")
 
@@ -36,6 +39,9 @@ class PageMeta:
     title: str = ""  # the <title> element
     visible_chars: int = 0  # the page's text outside scripts and styles
     namespace_months: set[tuple[int, int]] = field(default_factory=set)  # (year, month) in vocabulary URLs
+    bylines: list[str] = field(default_factory=list)  # names in the page's byline markup, then in labelled lines
+    site_names: list[str] = field(default_factory=list)  # the site's name in its feed links and application-name
+    visible_text: str = ""  # the page's text outside scripts and styles
 
 
 def read_page(html: str) -> PageMeta:
@@ -43,6 +49,11 @@ def read_page(html: str) -> PageMeta:
     import lxml.html
 
     pm = PageMeta(ld=json_ld(html))
+    if pm.ld.get("author"):
+        # Yoast and others give the author as {"@id": ...}, a reference to a Person elsewhere in the graph.
+        nodes = {o["@id"]: o for o in _ld_objects(html) if isinstance(o.get("@id"), str) and len(o) > 1}
+        authors = pm.ld["author"] if isinstance(pm.ld["author"], list) else [pm.ld["author"]]
+        pm.ld = {**pm.ld, "author": [nodes.get(a.get("@id"), a) if isinstance(a, dict) and "name" not in a else a for a in authors]}
     for m in re.finditer(r"https?://([\w.-]+)(?:/[^\s\"'<>]*?)?/((?:19|20)\d\d)/(\d\d)/", html):
         if _NAMESPACE_HOSTS.search(m.group(1).lower()):
             pm.namespace_months.add((int(m.group(2)), int(m.group(3))))
@@ -56,6 +67,9 @@ def read_page(html: str) -> PageMeta:
         content = (el.get("content") or "").strip()
         if key and content and key not in pm.meta:
             pm.meta[key] = content
+    for i in "1234":
+        if pm.meta.get(f"twitter:label{i}", "").lower() in _WRITTEN_BY and pm.meta.get(f"twitter:data{i}"):
+            pm.meta.setdefault("twitter:written by", pm.meta[f"twitter:data{i}"])
     if not pm.ld:
         # No article object, but a WebPage one (as some CMS plugins emit) still states the page's dates.
         page = json_ld(html, types=("WebPage",))
@@ -66,9 +80,16 @@ def read_page(html: str) -> PageMeta:
         if (el.get("itemprop") or "").lower() == "datepublished" and el.get("datetime"):
             pm.meta.setdefault("datepublished", el.get("datetime").strip())
     for el in doc.iter("link"):
-        if "canonical" in (el.get("rel") or "").lower().split() and el.get("href"):
+        rel = (el.get("rel") or "").lower().split()
+        if "canonical" in rel and el.get("href") and not pm.canonical:
             pm.canonical = el.get("href").strip()
-            break
+        # WordPress and others title their feed links "Site Name » Feed": the site's name when og:site_name is missing.
+        if "alternate" in rel and "xml" in (el.get("type") or "") and el.get("title"):
+            m = re.fullmatch(r"(.+?)\s*(?:»|-|–|\|)\s*(?:RSS\s*(?:2\.0\s*)?)?(?:Feed|RSS|Atom)", " ".join(el.get("title").split()), re.I)
+            if m and m.group(1) not in pm.site_names:  # "Site » Feed", not "Site » Kommentar-Feed" or a post's feed
+                pm.site_names.append(m.group(1))
+    if pm.meta.get("application-name"):
+        pm.site_names.append(pm.meta["application-name"])
     for h in doc.iter("h1"):
         parts = [t for t in (" ".join(x.split()) for x in h.itertext()) if t]
         if parts:
@@ -76,15 +97,19 @@ def read_page(html: str) -> PageMeta:
             pm.h1_parts.append(parts)
     t = doc.find(".//title")
     pm.title = " ".join(t.text_content().split()) if t is not None else ""
+    pm.bylines = markup_bylines(doc)
     for bad in doc.xpath("//script|//style|//noscript|//template"):
         bad.drop_tree()
     body = doc.find("body")
-    pm.visible_chars = len(" ".join((body if body is not None else doc).text_content().split()))
+    # Text nodes joined with a space: "Headline</h1><p>07.11.2022" must not read "Headline07.11.2022".
+    pm.visible_text = " ".join(" ".join((body if body is not None else doc).itertext()).split())
+    pm.visible_chars = len(pm.visible_text)
+    pm.bylines += labelled_bylines(body if body is not None else doc)
     return pm
 
 
-def json_ld(html: str, types: tuple[str, ...] = ARTICLE_TYPES) -> dict[str, Any]:
-    """The first NewsArticle-like (or ``types``) JSON-LD object in the page, if any."""
+def _ld_objects(html: str) -> Iterator[dict[str, Any]]:
+    """Every object in the page's JSON-LD blocks, graphs and lists unpacked."""
     for m in re.finditer(r"<script[^>]+application/ld\+json[^>]*>(.*?)</script>", html, re.S | re.I):
         try:
             obj = json.loads(m.group(1).strip())
@@ -94,14 +119,20 @@ def json_ld(html: str, types: tuple[str, ...] = ARTICLE_TYPES) -> dict[str, Any]
         while stack:
             o = stack.pop()
             if isinstance(o, list):
-                stack.extend(o)
+                stack.extend(reversed(o))
             elif isinstance(o, dict):
+                yield o
                 if "@graph" in o:
-                    stack.extend(o["@graph"] if isinstance(o["@graph"], list) else [o["@graph"]])
-                t = o.get("@type")
-                kinds = t if isinstance(t, list) else [t]
-                if any(str(x).endswith(types) for x in kinds if x):
-                    return o
+                    stack.extend(reversed(o["@graph"]) if isinstance(o["@graph"], list) else [o["@graph"]])
+
+
+def json_ld(html: str, types: tuple[str, ...] = ARTICLE_TYPES) -> dict[str, Any]:
+    """The first NewsArticle-like (or ``types``) JSON-LD object in the page, if any."""
+    for o in _ld_objects(html):
+        t = o.get("@type")
+        kinds = t if isinstance(t, list) else [t]
+        if any(str(x).endswith(types) for x in kinds if x):
+            return o
     return {}
 
 
@@ -208,6 +239,13 @@ def page_title(stated: list[str], h1s: list[str], site_names: list[str], h1_part
         if _key(h) in keys:
             continue
         parts = h1_parts[n]
+        # A kicker in an element of its own, set off by a separator in another ("<span>Klimaschutz</span><span>:</span>
+        # <span>Bohren, bis es heiß wird</span>"), or by one in a stated title ("Olympische Spiele - Getränke per Schiff").
+        if len(parts) >= 3 and re.fullmatch(r"[:|/–—-]", parts[1]) and len(parts[0].split()) <= 6 and len(" ".join(parts[2:]).split()) >= 2:
+            return clean_title(" ".join(parts[2:]), sites)
+        if len(parts) == 2 and len(parts[0].split()) <= 6 and len(parts[1].split()) >= 2 and any(
+                re.search(rf"(?:^|\s){re.escape(parts[0])}\s*[:|/–—-]\s+{re.escape(parts[1])}", t) for t in raw):
+            return clean_title(parts[1], sites)
         kicked = {_key(" ".join(parts[i:])) for i in range(1, len(parts))}
         for t in titles:
             if _key(t) in kicked:
@@ -224,6 +262,131 @@ _BYLINE_LABEL = re.compile(r"^(?:autor(?:in)?|auteur|author|artikel von|zum prof
 _NOT_A_NAME = re.compile(r"^(?:name|publisher|no author|datum|date|anonym|anónimo|anonyme?)$|\S+\s*[\[(]at[\])]\s*\S+", re.I)
 
 
+_WRITTEN_BY = ("written by", "geschrieben von", "verfasst von", "écrit par", "escrito por", "scritto da", "door")
+# class/id words of byline markup ("author vcard", "byline-author", "field--name-field-tag-author"), and of comment threads,
+# whose "comment-author" is a commenter.
+_BYLINE_CLASS = re.compile(r"(?:^|[-_\s])(?:author|authors|byline|autor|autoren|auteur|autore|writer)(?:$|[-_\s])", re.I)
+_COMMENT_CLASS = re.compile(r"comment|respond|reply|replies|discussion|forum", re.I)
+# Links to a person's page: WordPress /author/x/, /autor/, /autoren/, /reporters/, /profile/.
+_PROFILE_HREF = re.compile(r"/(?:author|authors|autor|autoren|auteur|redakteur|reporters?|journalists?|profile|people|staff|team)/", re.I)
+# What follows a name in a byline: a date or time, a separator, "on"/"am"/"le" before a date, a role after a dash.
+_BYLINE_TAIL = re.compile(r"\s+(?:\||•|·|—|–|-|@|/)\s+.*$|\s*,?\s+(?:am|on|le|el|il|den|at|um)\s+(?:\w+,?\s+)?\d.*$"
+                          r"|\s*,?\s*\d{1,4}[./-]\d.*$|,\s*\d.*$", re.I)
+_LABEL = (r"(?:(?:zeige |view )?(?:alle|all) (?:artikel|beiträge|posts|articles|stories) (?:von|by)|more (?:articles|stories|posts) "
+          r"(?:by|from)|by|von|par|por|di|door|posted by|written by|geschrieben von|erstellt von|verfasst von|"
+          r"(?:ein )?(?:artikel|beitrag) von|autor(?:in|en)?:?|author:?|auteur:?|text:|texte:|von:)")
+# Link texts and labels that end a byline's name ("Jil Schuller Alle Artikel Kontakt", "Ann Lee, Datum: 03.03.19").
+_NOT_NAME_WORDS = re.compile(r"(?:^|\s|,)(?:alle|all|artikel|beiträge|beitrag|posts?|articles?|videos?|about|über|kontakt|contact|"
+                             r"mehr|more|stand|datum|date|comments?|kommentare?|follow|folgen|profil|profile|e-?mail|"
+                             r"montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|monday|tuesday|wednesday|thursday|"
+                             r"friday|saturday|sunday|unbenannt|untitled|publiziert|veröffentlicht|published|updated|"
+                             r"aktualisiert|rezept|recipe|last updated|zuletzt|weiterlesen|read more)\b.*$", re.I)
+# A labelled byline line: "By Ann Lee", "Ein Artikel von Pamela Sladky | 27.01.2022", "Autor: Peter Maahn/SP-X".
+_LABELLED = re.compile(rf"^{_LABEL}\s*:?\s+(.+)$", re.I)
+# The same label after other metadata in one line, with a colon: "Datum: 03.11.2021 Autor: Peter Maahn".
+_LABELLED_LATER = re.compile(r"\s(?:autor(?:in|en)?|author|written by|geschrieben von|verfasst von|von|by)\s*:\s*(.+)$"
+                             r"|(?:^|\s)[|•·]\s*(?:by|von)\s+(.+)$", re.I)
+# A dateline naming the writer: "11.12.2019 - Amelie Loevenich", "25.10.2022 | 13:10 Uhr | Reiner Nagel".
+_DATED = re.compile(r"^\d{1,2}\.\s?\d{1,2}\.\s?\d{2,4}(?:\s*[|–-]\s*\d{1,2}:\d\d(?:\s*Uhr)?)?\s*[|–-]\s*(.+)$")
+# A name: capitalised words, initials and particles ("Jose de la Cruz", "C. Habermueller", "Günter W. Kienitz").
+_NAME_WORD = r"(?:[A-ZÀ-ÖØ-Þ][\w'’.-]*|de|la|del|da|do|dos|van|von|der|den|du|le|y|und|and|&|,)"
+_NAME = re.compile(rf"^[A-ZÀ-ÖØ-Þ][\w'’.-]*(?:\s+{_NAME_WORD}){{0,11}}$")
+
+
+def _text(el: Any) -> str:
+    """An element's text, its text nodes joined with a space ("<span>By</span><a>Ann</a>" -> "By Ann")."""
+    return " ".join(" ".join(el.itertext()).split())
+
+
+def _words_of(el: Any) -> str:
+    return f"{el.get('class', '')} {el.get('id', '')} {el.get('data-testid', '')}"
+
+
+def _in_comments(el: Any) -> bool:
+    return any(_COMMENT_CLASS.search(_words_of(a)) for a in (el, *el.iterancestors()))
+
+
+def _byline_text(s: str) -> str:
+    """A byline element's text as a name: labels, dates and roles after a separator dropped."""
+    s = " ".join(s.split())
+    for _ in range(2):
+        s = re.sub(rf"^(?:{_LABEL}|{'|'.join(_WRITTEN_BY)})\s*:?\s+", "", s, flags=re.I).strip()
+    s = _BYLINE_TAIL.sub("", s).strip(" ,;:|")
+    s = _NOT_NAME_WORDS.sub("", s).strip(" ,;:|»")
+    s = re.sub(r"^(\S+\s+.*?\S)\s*/\s*[\w-]+$", r"\1", s)  # "Peter Maahn/SP-X": a news agency after the name ("dpa/lno" stays)
+    if " " in s and (re.search(r"\d", s) or not s[:1].isupper()):
+        return ""  # "3 de Mayo de 2022", "ist der Mann": words that are not a name (a login name is one word)
+    return s if 1 < len(s) <= 80 and re.search(r"[^\W\d_]", s) else ""
+
+
+def markup_bylines(doc: Any) -> list[str]:
+    """Names in the page's byline markup, best first: ``<a rel=author>``, ``itemprop=author``, hCard ``fn`` in an
+    author element, then the profile links or the short text of an element classed as an author or byline.
+    Comment threads (whose "comment-author" is a commenter) are skipped."""
+    groups: list[list[str]] = [[], [], []]  # rel=author, itemprop=author, classed elements
+    found = groups[0]
+
+    def add(el: Any, text: str) -> None:
+        t = _byline_text(text)
+        if t and not _in_comments(el) and t not in found:
+            found.append(t)
+
+    for a in doc.xpath("//a[contains(concat(' ', normalize-space(@rel), ' '), ' author ')]"):
+        add(a, _text(a))
+    found = groups[1]
+    for el in doc.xpath("//*[@itemprop='author']"):
+        names = el.xpath(".//*[@itemprop='name']")
+        if names:
+            add(el, names[0].get("content") or _text(names[0]))
+        elif el.get("content"):
+            add(el, el.get("content"))
+        elif len(_text(el)) <= 120:
+            add(el, _text(el))
+    found = groups[2]
+    for el in doc.iter():
+        if found:
+            break  # the first byline element only: later ones are teasers for other stories
+        if not isinstance(el.tag, str) or el.tag in ("html", "body", "meta", "link", "script", "style", "img") or not _BYLINE_CLASS.search(_words_of(el)):
+            continue
+        fn = el.xpath(".//*[contains(concat(' ', normalize-space(@class), ' '), ' fn ')]")
+        links = [a for a in el.iter("a") if _PROFILE_HREF.search(a.get("href", ""))]
+        if fn:
+            add(el, _text(fn[0]))
+        elif links:
+            for a in links:
+                add(a, _text(a))
+        elif len(_text(el)) <= 80:
+            add(el, _text(el))
+    # The first of each kind: further rel=author links are often a sidebar's list of the site's writers.
+    return [g[0] for g in groups if g]
+
+
+def labelled_bylines(root: Any) -> list[str]:
+    """Names in short labelled lines ("By Ann Lee", "von Klaus Stanjek", "Posted by Konstantin") after the headline
+    (anywhere when the page has no ``<h1>``), outside comment threads: a byline without markup of its own."""
+    h1 = next(root.iter("h1"), None)
+    started = h1 is None
+    found: list[str] = []
+    for el in root.iter():
+        if el is h1:
+            started = True
+            continue
+        if not started or not isinstance(el.tag, str) or el.tag in ("script", "style", "h1", "h2", "h3", "title"):
+            continue
+        text = _text(el)
+        if not 3 < len(text) <= 100:
+            continue
+        m = _LABELLED.match(text) or _LABELLED_LATER.search(text) or _DATED.match(text)
+        if not m or _in_comments(el):
+            continue
+        name = _byline_text(next(g for g in m.groups() if g))
+        if name and _NAME.match(name) and name not in found:
+            found.append(name)
+        if len(found) >= 2:
+            break
+    return found
+
+
 def page_author(raw: str, site_names: list[str]) -> str:
     """A page's byline as names, without labels, placeholders, and the site's or publisher's own name
     (a byline naming the outlet says who published the story, not who wrote it)."""
@@ -236,11 +399,35 @@ def page_author(raw: str, site_names: list[str]) -> str:
         k = _key(name)
         if not k or _NOT_A_NAME.search(name) or _DOMAIN.match(name):
             continue
-        # "Interscenario" on interscenar.io; but "Helge Fahrnberger" on helge.at is a person.
-        if any(k == s or (len(s) > 3 and " " not in name and k.startswith(s)) for s in sites):
+        # "Interscenario" on interscenar.io, "Jobs & Hire" on jobsnhire.com; but "Helge Fahrnberger" on helge.at is a person.
+        if any(k == s or (len(s) > 3 and " " not in name and k.startswith(s)) or (len(k) > 4 and _subsequence(k, s)) for s in sites):
             continue
-        names.append(name)
-    return "; ".join(names)
+        words = name.split()
+        if len(words) % 2 == 0 and words[: len(words) // 2] == words[len(words) // 2:]:
+            words = words[: len(words) // 2]  # "jesusfreak jesusfreak": a name shown twice (avatar text and link)
+        # "Adam Aaronson PhillyVoice Staff", "FOCUS-Online-Experte Robin Tschöpe": the outlet and a role around a name.
+        while len(words) > 2 and (words[-1].lower() in _ROLES or _names_site(words[-1], sites)):
+            words.pop()
+        while len(words) > 2 and _names_site(words[0], sites):
+            words.pop(0)
+        names.append(" ".join(words))
+    return "; ".join(dict.fromkeys(names))
+
+
+_ROLES = {"staff", "writer", "reporter", "correspondent", "contributor", "editor"}
+
+
+def _names_site(word: str, sites: set[str]) -> bool:
+    k = _key(word)
+    return bool(k) and any(k == s or (len(s) > 3 and k.startswith(s)) for s in sites)
+
+
+def _subsequence(short: str, long: str) -> bool:
+    """True when ``short`` is ``long`` with letters left out, from its first letter ("jobshire" in "jobsnhire")."""
+    if not short or not long or short[0] != long[0] or not len(long) - 3 <= len(short) <= len(long):
+        return False
+    it = iter(long)
+    return all(c in it for c in short)
 
 
 # --- dates -----------------------------------------------------------------------------------------
@@ -268,6 +455,18 @@ def is_default_date(d: dt.datetime) -> bool:
 _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
 
 
+def _day_patterns(d: dt.date) -> list[str]:
+    """How pages write a day: "7. Nov. 2022", "Nov 7, 2022", "2022-11-07", "07.11.2022", "11/07/2022"."""
+    mon = _MONTHS[d.month - 1]
+    return [rf"\b0?{d.day}\.?\s*{mon[:3]}\w*\.?,?\s+{d.year}", rf"\b{mon[:3]}\w*\.?\s+{d.day}(?:st|nd|rd|th)?,?\s+{d.year}",
+            rf"{d.year}-{d.month:02d}-{d.day:02d}", rf"\b0?{d.day}[./]0?{d.month}[./]{d.year}", rf"\b0?{d.month}/0?{d.day}/{d.year}"]
+
+
+def shows_day(text: str, d: dt.date) -> bool:
+    """True when the page's text writes the day ``d`` (see ``_day_patterns``)."""
+    return any(re.search(p, text, re.I) for p in _day_patterns(d))
+
+
 _MARK = "\ue000"  # a private-use character marking a date's place in the markup
 # id/class names of a page's top banner (not "post-header" or "date-header", which are an article's own).
 _BANNER = re.compile(r"^(?:(?:site|page|main|global)[-_]?)?header$|^(?:top[-_]?bar|masthead|banner|nav|navbar|navigation)$", re.I)
@@ -281,10 +480,7 @@ def only_before_headline(html: str, d: dt.date) -> bool:
     h1 = re.search(r"<h1[\s>]", html, re.I)
     if not h1:
         return False
-    mon = _MONTHS[d.month - 1]
-    pats = [rf"\b0?{d.day}\.?\s*{mon[:3]}\w*\.?,?\s+{d.year}", rf"\b{mon[:3]}\w*\.?\s+{d.day}(?:st|nd|rd|th)?,?\s+{d.year}",
-            rf"{d.year}-{d.month:02d}-{d.day:02d}", rf"\b0?{d.day}[./]0?{d.month}[./]{d.year}", rf"\b0?{d.month}/0?{d.day}/{d.year}"]
-    hits = sorted((m for p in pats for m in re.finditer(p, html, re.I)), key=lambda m: -m.start())
+    hits = sorted((m for p in _day_patterns(d) for m in re.finditer(p, html, re.I)), key=lambda m: -m.start())
     if not hits or hits[0].start() > h1.start():
         return False
     # The visible occurrence nearest the headline decides; one in <head>, a script or an attribute is metadata.

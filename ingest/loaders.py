@@ -17,7 +17,8 @@ from urllib.parse import urljoin, urlsplit
 
 from ingest.article import Article, article_from_record, clean_author, decode_entities, normalize_text, parse_date
 from ingest.decode import charset_from_content_type, decode_bytes
-from ingest.htmlmeta import AUTHOR_KEYS, DATE_KEYS, is_default_date, ld_names, only_before_headline, page_author, page_title, read_page, url_date
+from ingest.htmlmeta import (AUTHOR_KEYS, DATE_KEYS, is_default_date, ld_names, only_before_headline, page_author, page_title, read_page,
+                             shows_day, url_date)
 from rag.errors import IngestError
 from rag.records import ARTICLE_LIST_KEYS, RecordError, iter_records
 
@@ -138,7 +139,7 @@ def parse_html(html: str, source: str, url: str = "") -> Article:
         raise IngestError(source, "no article text found in the HTML")
     page_url = _canonical_url(url, [_as_str(ld.get("url")), pm.canonical, meta.get("og:url", ""), _as_str(data.get("url") or data.get("source"))])
     publisher = ld_names(ld.get("publisher"))
-    sites = [*publisher, meta.get("og:site_name", ""), _as_str(data.get("sitename")), urlsplit(page_url).hostname or ""]
+    sites = [*publisher, meta.get("og:site_name", ""), _as_str(data.get("sitename")), urlsplit(page_url).hostname or "", *pm.site_names]
     title = page_title([_as_str(ld.get("headline")), meta.get("og:title", ""), meta.get("twitter:title", ""), pm.title,
                         _as_str(data.get("title"))], pm.h1s, sites, pm.h1_parts)
     art = Article(
@@ -147,7 +148,7 @@ def parse_html(html: str, source: str, url: str = "") -> Article:
         # trafilatura's JSON output calls the site name "source-hostname" and the page URL "source".
         source=next((s for s in (*publisher, meta.get("og:site_name", ""), _as_str(data.get("sitename")),
                                  _as_str(data.get("source-hostname")), _as_str(data.get("hostname"))) if s), ""),
-        author=_page_author(ld, meta, _as_str(data.get("author")), publisher, sites),
+        author=_page_author(ld, meta, _as_str(data.get("author")), publisher, sites, pm.bylines),
         published_at=_page_date(html, pm, data.get("date"), page_url, source),
         url=page_url,
         category=str(data.get("categories") or ""),
@@ -192,11 +193,16 @@ def _article_text(text: str, pm: Any, source: str) -> str:
     return text
 
 
-def _page_author(ld: dict[str, Any], meta: dict[str, str], guessed: str, publisher: list[str], sites: list[str]) -> str:
-    """The JSON-LD author (a person, not the publisher), else the author <meta>, else trafilatura's guess;
-    the first that names someone other than the site (see ``page_author``)."""
+def _page_author(ld: dict[str, Any], meta: dict[str, str], guessed: str, publisher: list[str], sites: list[str],
+                 bylines: list[str]) -> str:
+    """The JSON-LD author (a person, not the publisher), else the author <meta>, else the page's byline markup or
+    labelled byline line, else trafilatura's guess; the first that names someone other than the site (see
+    ``page_author``). A <meta> login name ("gabor_munier") yields to a byline that spells the name."""
     people = [n for n in ld_names(ld.get("author"), people_only=True) if n not in publisher]
-    for cand in ("; ".join(people), *(meta.get(key, "") for key in AUTHOR_KEYS), guessed, "; ".join(ld_names(ld.get("author")))):
+    stated = [meta.get(key, "") for key in AUTHOR_KEYS]
+    logins = [v for v in stated if re.fullmatch(r"[\w.-]*_[\w.-]*", v)]
+    stated = [v for v in stated if v not in logins]
+    for cand in ("; ".join(people), *stated, *bylines, *logins, guessed, "; ".join(ld_names(ld.get("author")))):
         v = page_author(cand, sites) if not cand.startswith(("http://", "https://")) else ""
         if v:
             return v
@@ -206,13 +212,16 @@ def _page_author(ld: dict[str, Any], meta: dict[str, str], guessed: str, publish
 def _page_date(html: str, pm: Any, guessed: Any, page_url: str, source: str) -> Any:
     """The article's own date (JSON-LD, <meta>, the URL), else trafilatura's guess when it is not a
     vocabulary URL's or a site banner's date, or a bare year. A bare January 1st yields to the URL's date
-    of that year, and a UTC time stamp to the local day the URL spells."""
+    of that year, and a UTC time stamp to the local day the URL, or the dateline by the headline, spells."""
     from_url = url_date(page_url)
     d = None
+    said_utc = False  # the page wrote its time stamp in UTC (not a local time given without a zone)
     for stated in (_as_str(pm.ld.get("datePublished")), *(pm.meta.get(k, "") for k in DATE_KEYS)):
-        # The next candidate is tried when one cannot be read ("Monday", "TBD"): not worth a warning.
-        d = parse_date(stated, where=source, quiet=True) if stated else None
+        # The next candidate is tried when one cannot be read ("Monday", "TBD") or is a bare year (a cited work's
+        # "1988" in a reference list's microdata is no day): not worth a warning.
+        d = parse_date(stated, where=source, quiet=True) if stated and not re.fullmatch(r"\s*\d{4}\s*", stated) else None
         if d is not None:
+            said_utc = bool(re.search(r"(?:Z|[+-]00:?00|GMT|UTC)\s*$", stated.strip(), re.I))
             break
     if d is None and guessed:
         g = parse_date(guessed, where=source, quiet=True)
@@ -223,13 +232,26 @@ def _page_date(html: str, pm: Any, guessed: Any, page_url: str, source: str) -> 
         d = None if g is not None and is_default_date(g) else g
     if from_url and (d is None or (is_default_date(d) and d.year == from_url.year)):
         return parse_date(from_url, where=source)
-    if d is not None and from_url and d.utcoffset() == dt.timedelta(0) and d.date() != from_url:
-        # A UTC time stamp on a page whose URL spells its local day: the same instant, in the nearest zone with that day.
-        for hours in sorted(range(-12, 15), key=abs):
-            local = d.astimezone(dt.timezone(dt.timedelta(hours=hours)))
-            if local.date() == from_url:
-                return local
+    if d is not None and d.utcoffset() == dt.timedelta(0):
+        # A UTC time stamp on a page whose URL, or else whose headline's surroundings (and not the UTC day), spell
+        # the neighbouring day: the page's local day. The same instant, in the nearest zone with that day.
+        day = from_url
+        if not day and said_utc:
+            near, other = _near_headline(pm), d.date() + dt.timedelta(days=1 if d.hour >= 12 else -1)
+            day = other if shows_day(near, other) and not shows_day(near, d.date()) else None
+        if day and day != d.date():
+            for hours in sorted(range(-12, 15), key=abs):
+                local = d.astimezone(dt.timezone(dt.timedelta(hours=hours)))
+                if local.date() == day:
+                    return local
     return d
+
+
+def _near_headline(pm: Any) -> str:
+    """The page's text around its first ``<h1>``, where a dateline stands ("" without one)."""
+    h1 = " ".join(pm.h1_parts[0]) if pm.h1_parts else ""
+    at = pm.visible_text.find(h1) if h1 else -1
+    return pm.visible_text[max(0, at - 300): at + len(h1) + 600] if at >= 0 else ""
 
 
 def _as_str(v: Any) -> str:

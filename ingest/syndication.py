@@ -32,7 +32,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from ingest.article import Article
-from rag.copies import shingles
+from rag.copies import own_group, shingles
 from rag.schema import CHUNK_INDEX, ChunkMeta
 from rag.store import Store
 
@@ -143,7 +143,7 @@ class SyndicationIndex:
         sig = signature(article.text)
         with self.lock:
             self._remove(article.id)  # its previous version no longer says anything
-            own = f"{article.id}@{article.content_hash[:8]}"
+            own = own_group(article.id, article.content_hash)
             if sig is None:
                 return Placement(own)
             best, best_j = "", -1.0

@@ -10,6 +10,10 @@ passage of each group only. Then the members still stored are looked up (their f
   same passage (a chunk containing nearly all of its word sequences) and passes the question's
   filters; otherwise it stays cited where it was found (an added paragraph, say, is only there);
 - the other copies are listed in the passage's ``also_published``.
+
+The lookup is skipped when no group among the passages holds a copy that joined it (``joined``, which the
+keyword index keeps as ``joined_groups``): a group of two or more stored articles always holds one, since
+only one article can be the one that started it (the key names it). Most groups have a single member.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import dataclasses
 import datetime as dt
 import re
 from collections import defaultdict
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Sequence
 
 from rag.schema import CHUNK_INDEX, GROUP, ChunkMeta, where_articles
-from rag.store import Store
 from rag.types import Copy, Passage
+
+if TYPE_CHECKING:  # rag.keywords, which rag.store imports, uses ``joined``
+    from rag.store import Store
 
 SAME_TEXT = 0.9  # share of a passage's 4-word shingles a chunk of the canonical copy must hold to be cited instead
 
@@ -37,6 +43,16 @@ def shingles(text: str, n: int = 4) -> set[bytes]:
     return {" ".join(words[i : i + n]).encode() for i in range(len(words) - n + 1)}
 
 
+def own_group(article_id: str, content_hash: str) -> str:
+    """The key of the group that an article version starts when it is a copy of no stored article."""
+    return f"{article_id}@{content_hash[:8]}"
+
+
+def joined(m: ChunkMeta) -> bool:
+    """Whether the chunk's article is in a group that another article started (a copy that joined it)."""
+    return bool(m.group) and m.group not in (m.article_id, own_group(m.article_id, m.content_hash))
+
+
 def _first(m: ChunkMeta) -> tuple[bool, float, str]:
     """Sort key: earliest publication first (as instants: copies carry other time zones), undated last."""
     try:
@@ -47,13 +63,16 @@ def _first(m: ChunkMeta) -> tuple[bool, float, str]:
 
 
 def with_copies(store: Store, passages: Sequence[Passage], groups: Sequence[str],
-                allowed: Callable[[ChunkMeta], bool] = lambda m: True) -> list[Passage]:
+                allowed: Callable[[ChunkMeta], bool] = lambda m: True, shared: Collection[str] | None = None) -> list[Passage]:
     """``passages`` (one group each, ``groups`` their keys) cited from their canonical copies where
-    those hold the same text, each listing the group's other copies; renumbered from 1."""
+    those hold the same text, each listing the group's other copies; renumbered from 1. ``shared``: the
+    groups that hold a copy which joined them (``KeywordIndex.joined_groups``); None: look all up."""
     if not passages:
         return []
-    members: dict[str, list[ChunkMeta]] = defaultdict(list)
     keys = sorted(set(groups))
+    if shared is not None and not any(k in shared for k in keys):
+        return list(passages)  # every group among them has one stored article: what the lookup would find
+    members: dict[str, list[ChunkMeta]] = defaultdict(list)
     for _cid, md, _ in store.iter_metadatas(where={"$and": [{GROUP: {"$in": keys}}, {CHUNK_INDEX: 0}]}):
         m = ChunkMeta.from_metadata(md)
         members[m.group].append(m)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from rag.copies import joined
 from rag.schema import ChunkMeta
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 K1, B = 1.5, 0.75  # bm25s' defaults, which the earlier index used
-FORMAT = "1"  # bump when the tokens or the file's layout change: older files are rebuilt
+FORMAT = "2"  # bump when the tokens or the file's layout change: older files are rebuilt
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s' token pattern
 _MERGE_AT = 16  # segments of one term before they are merged into one
 _FLUSH_DOCS = 50_000  # chunks per segment when rebuilding
@@ -87,7 +88,8 @@ def index_path(store: "Store") -> Path:
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS info(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS docs(rowid INTEGER PRIMARY KEY AUTOINCREMENT, chunk_id TEXT NOT NULL UNIQUE, article_id TEXT NOT NULL,
-                                length INTEGER NOT NULL, source TEXT NOT NULL, month INTEGER NOT NULL, gen INTEGER NOT NULL);
+                                length INTEGER NOT NULL, source TEXT NOT NULL, month INTEGER NOT NULL, gen INTEGER NOT NULL,
+                                joined TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS docs_gen ON docs(gen);
 CREATE INDEX IF NOT EXISTS docs_article ON docs(article_id);
 CREATE TABLE IF NOT EXISTS dead(rowid INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
@@ -114,7 +116,8 @@ class KeywordIndex:
     """BM25 over every chunk of one store, persisted beside it and caught up with each write.
 
     ``refresh()`` (cheap when nothing changed) brings it up to date with the store; ``search`` ranks
-    chunk ids; ``archive_months`` and ``archive_sources`` are what the archive covers.
+    chunk ids; ``archive_months`` and ``archive_sources`` are what the archive covers; ``joined_groups``
+    the syndication groups that a copy joined (``rag.copies.joined``): the only ones that can hold two articles.
     """
 
     def __init__(self, store: "Store") -> None:
@@ -124,6 +127,7 @@ class KeywordIndex:
         self.version: str | None = None  # the store's version token last seen; None until the first refresh
         self.archive_months: set[tuple[int, int]] = set()
         self.archive_sources: set[str] = set()
+        self.joined_groups: set[str] = set()
         self._conn: sqlite3.Connection | None = None
         self._inode = -1
         self._checked = False  # the consistency check at first use
@@ -320,8 +324,8 @@ class KeywordIndex:
             return cid in busy_ids or aid in busy_articles
 
         present = {cid: v for cid, v in present.items() if not busy(cid, ChunkMeta.from_metadata(v[1]).article_id)}
-        old: list[tuple[int, str, int, str, str]] = []
-        cols = "rowid, source, month, chunk_id, article_id"
+        old: list[tuple[int, str, int, str, str, str]] = []
+        cols = "rowid, source, month, chunk_id, article_id, joined"
         for part in _parts(sorted(ids)):
             old += conn.execute(f"SELECT {cols} FROM docs WHERE chunk_id IN ({_marks(part)})", part).fetchall()
         for part in _parts(sorted(articles)):
@@ -331,7 +335,7 @@ class KeywordIndex:
         if gone:
             conn.executemany("DELETE FROM docs WHERE rowid = ?", [(r,) for r in gone])
             conn.executemany("INSERT OR REPLACE INTO dead VALUES (?, ?)", [(r, gen) for r in gone])
-            self._count_facets(conn, [(src, month) for _, src, month, _, _ in gone.values()], -1)
+            self._count_facets(conn, [(src, month, grp) for _, src, month, _, _, grp in gone.values()], -1)
         postings = self._add_docs(conn, present.items(), gen)
         self._write_postings(conn, postings)
         conn.execute("UPDATE info SET value = ? WHERE key = 'gen'", (str(gen),))
@@ -340,8 +344,8 @@ class KeywordIndex:
 
     def _add_docs(self, conn: sqlite3.Connection, docs: Iterable[tuple[str, tuple[str, dict[str, Any]]]], gen: int) -> dict[str, tuple[list[int], list[int]]]:
         postings: dict[str, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
-        facets: list[tuple[str, int]] = []
-        rows: list[tuple[int, str, str, int, str, int, int]] = []
+        facets: list[tuple[str, int, str]] = []
+        rows: list[tuple[int, str, str, int, str, int, int, str]] = []
         # Row ids are never reused (AUTOINCREMENT's counter), so a reader's view never confuses two chunks.
         row = max(conn.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'docs'").fetchone()[0],
                   conn.execute("SELECT coalesce(max(rowid), 0) FROM docs").fetchone()[0])
@@ -350,13 +354,14 @@ class KeywordIndex:
             counts = Counter(tokens(m.headed(doc or "")))
             month = m.date_num // 100 if m.date_num else 0
             row += 1
-            rows.append((row, cid, m.article_id, sum(counts.values()), m.source or "", month, gen))
+            grp = m.group if m.chunk_index == 0 and joined(m) else ""  # counted once per article
+            rows.append((row, cid, m.article_id, sum(counts.values()), m.source or "", month, gen, grp))
             for term, tf in counts.items():
                 p = postings[term]
                 p[0].append(row)
                 p[1].append(tf)
-            facets.append((m.source or "", month))
-        conn.executemany("INSERT INTO docs(rowid, chunk_id, article_id, length, source, month, gen) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            facets.append((m.source or "", month, grp))
+        conn.executemany("INSERT INTO docs(rowid, chunk_id, article_id, length, source, month, gen, joined) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         self._count_facets(conn, facets, +1)
         return postings
 
@@ -379,13 +384,15 @@ class KeywordIndex:
                 conn.execute("INSERT INTO postings VALUES (?, ?, ?)", (term, ids.astype(np.int32).tobytes(), tfs.astype(np.int32).tobytes()))
 
     @staticmethod
-    def _count_facets(conn: sqlite3.Connection, items: list[tuple[str, int]], sign: int) -> None:
+    def _count_facets(conn: sqlite3.Connection, items: list[tuple[str, int, str]], sign: int) -> None:
         n: Counter[tuple[str, str]] = Counter()
-        for source, month in items:
+        for source, month, grp in items:
             if source:
                 n[("source", source)] += sign
             if month:
                 n[("month", str(month))] += sign
+            if grp:
+                n[("joined", grp)] += sign
         conn.executemany("INSERT INTO facets VALUES (?, ?, ?) ON CONFLICT(kind, value) DO UPDATE SET n = n + excluded.n",
                          [(k, v, c) for (k, v), c in n.items()])
         if sign < 0:
@@ -476,8 +483,10 @@ class KeywordIndex:
             self._n += int(fresh.sum())
             self._total += float(arr[fresh, 1].sum())
         self._epoch, self._gen = epoch, gen
-        self.archive_sources = {v for k, v in conn.execute("SELECT kind, value FROM facets") if k == "source"}
-        self.archive_months = {(int(v) // 100, int(v) % 100) for k, v in conn.execute("SELECT kind, value FROM facets") if k == "month"}
+        facets = conn.execute("SELECT kind, value FROM facets").fetchall()
+        self.archive_sources = {v for k, v in facets if k == "source"}
+        self.archive_months = {(int(v) // 100, int(v) % 100) for k, v in facets if k == "month"}
+        self.joined_groups = {v for k, v in facets if k == "joined"}
 
     def _postings(self, conn: sqlite3.Connection, term: str) -> tuple[np.ndarray, np.ndarray]:
         """The live postings of ``term``: chunk row ids and term counts."""

@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class Candidate:
     chunk_id: str
-    text: str
-    metadata: dict[str, Any]
+    text: str | None  # None until read (``Retriever._read``): only the passages kept need theirs
+    metadata: dict[str, Any] | None  # None until read, where ranking did not need it
     dense: float = 0.0  # cosine similarity, 0 when not found by dense search
     dense_rank: int | None = None
     bm25: float = 0.0
@@ -40,6 +40,7 @@ class Candidate:
 
     @cached_property
     def meta(self) -> ChunkMeta:
+        assert self.metadata is not None, f"metadata of {self.chunk_id} not read"
         return ChunkMeta.from_metadata(self.metadata)
 
 
@@ -101,8 +102,7 @@ class Retriever:
 
     # --- dense ---------------------------------------------------------------------------------
     def _dense_search(self, qvec: list[float], n: int, filters: Filters) -> list[tuple[str, float, str, dict[str, Any]]]:
-        if self.store.count() == 0:
-            return []
+        """(chunk id, cosine, text, metadata), best first, through llama-index's ``ChromaVectorStore``."""
         q = VectorStoreQuery(query_embedding=qvec, similarity_top_k=n, filters=to_metadata_filters(filters))
         res = self.store.vector_store.query(q)
         out = []
@@ -112,38 +112,69 @@ class Retriever:
             out.append((node.node_id, cos, node.get_content(), dict(node.metadata)))
         return out
 
+    def _read(self, cands: Sequence[Candidate], qvec: list[float]) -> None:
+        """Fill in what ``cands`` lack (one read of the store): text, metadata, and the dense score of keyword-only hits.
+        A candidate deleted meanwhile keeps metadata None."""
+        todo = {c.chunk_id: c for c in cands if c.text is None}
+        if not todo:
+            return
+        include = ["documents"]
+        if any(c.metadata is None for c in todo.values()):
+            include.append("metadatas")
+        if any(c.dense_rank is None for c in todo.values()):
+            include.append("embeddings")
+        got = self.store.collection.get(ids=list(todo), include=include)
+        q = np.asarray(qvec, dtype=np.float32)
+        for i, (cid, doc) in enumerate(zip(got["ids"], got["documents"])):
+            c = todo.pop(cid)
+            c.text = doc or ""
+            if c.metadata is None:
+                c.metadata = got["metadatas"][i]
+            if c.dense_rank is None:
+                # The stored vectors give keyword-only hits a dense score on the same scale, without re-embedding.
+                c.dense = float(np.asarray(got["embeddings"][i], dtype=np.float32) @ q)
+        for c in todo.values():  # deleted since found
+            c.text = ""
+
     # --- public --------------------------------------------------------------------------------
     def candidates(self, question: str, filters: Filters | None = None, recency: bool = False, qvec: list[float] | None = None,
                    boost: list[tuple[dt.date, dt.date]] | None = None, prefer: Sequence[str] = ()) -> list[Candidate]:
         """Fused, de-duplicated candidates, best first. ``boost``: date spans, ``prefer``: outlets, whose
         articles rank higher (the question names them) without excluding others."""
+        qvec = qvec if qvec is not None else self.embedder.get_query_embedding(question)
+        ranked = self._ranked(question, filters, recency, qvec, boost, prefer)
+        self._read(ranked, qvec)
+        return [c for c in ranked if c.metadata is not None]
+
+    def _ranked(self, question: str, filters: Filters | None, recency: bool, qvec: list[float],
+                boost: list[tuple[dt.date, dt.date]] | None, prefer: Sequence[str]) -> list[Candidate]:
+        """``candidates`` before the keyword-only hits are read (``_read``): plain rank fusion needs only their ranks,
+        so their texts (and their metadata, unless filters or date and outlet preferences need it) wait until kept."""
         filters = filters or Filters()
         n = self.settings.candidates
         # Checks the store's version token first: that also refreshes an embedded client another process wrote to.
         self.keywords.refresh()
         self.store.check_embedder(self.embedder.identity)  # the query's vector and the stored ones must come from one model
-        qvec = qvec if qvec is not None else self.embedder.get_query_embedding(question)
+        by_meta = bool(recency or boost or prefer)
         by_id: dict[str, Candidate] = {}
         for rank, (cid, cos, text, md) in enumerate(self._dense_search(qvec, n, filters)):
             by_id[cid] = Candidate(cid, text, md, dense=cos, dense_rank=rank)
         # BM25 runs over the whole archive; filter afterwards, so fetch more when filtering.
         bm = self.keywords.search(question, n * (4 if not filters.is_empty() else 1), refresh=False)  # refreshed above
         missing = [cid for cid, _ in bm if cid not in by_id]
-        fetched: dict[str, tuple[str, dict[str, Any]]] = {}
-        if missing:
-            # The stored vectors give keyword-only hits a dense score on the same scale, without re-embedding.
-            got = self.store.collection.get(ids=missing, include=["metadatas", "documents", "embeddings"])
-            q = np.asarray(qvec, dtype=np.float32)
-            fetched = {cid: (doc, md, float(np.asarray(vec, dtype=np.float32) @ q))
-                       for cid, doc, md, vec in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])}
+        fetched: dict[str, dict[str, Any] | None] = {}
+        if missing and (by_meta or not filters.is_empty()):
+            got = self.store.collection.get(ids=missing, include=["metadatas"])
+            fetched = dict(zip(got["ids"], got["metadatas"]))
+        elif missing:  # read later, if ranked high enough (``_read``)
+            fetched = dict.fromkeys(missing)
         rank = 0
         for cid, score in bm:
             if cid in by_id:
                 c = by_id[cid]
             elif cid in fetched:
-                doc, md, cos = fetched[cid]
-                c = Candidate(cid, doc, md, dense=cos)
-                if not matches(c.meta, filters):
+                c = Candidate(cid, None, fetched[cid])
+                if c.metadata is not None and not matches(c.meta, filters):
                     continue
                 by_id[cid] = c
             else:
@@ -177,6 +208,8 @@ class Retriever:
                     c.fused *= 1.5
         ranked = sorted(by_id.values(), key=lambda c: c.fused, reverse=True)
         if self.settings.reranker_path:
+            self._read(ranked[:20], qvec)
+            ranked = [c for c in ranked[:20] if c.metadata is not None] + ranked[20:]
             ranked = self._rerank(question, ranked)
         return ranked
 
@@ -194,7 +227,7 @@ class Retriever:
             except Exception as exc:  # noqa: BLE001
                 raise ModelError(f"cannot load reranker from {str(path)!r}: {exc}") from exc
         top = ranked[:20]
-        scores = self._reranker.predict([(question, c.text) for c in top])
+        scores = self._reranker.predict([(question, c.text or "") for c in top])
         for c, s in zip(top, scores):
             c.fused = 1.0 + float(s)  # above every RRF score: reranked first
         return sorted(top, key=lambda c: c.fused, reverse=True) + ranked[20:]
@@ -207,23 +240,31 @@ class Retriever:
         filters = Filters.coerce(filters)
         k = k or self.settings.top_k
         per_article = per_article or self.settings.max_chunks_per_article
-        out: list[Passage] = []
+        qvec = qvec if qvec is not None else self.embedder.get_query_embedding(question)
+        kept: list[Candidate] = []
         per: dict[str, int] = {}
         copy_of: dict[str, str] = {}  # group key -> the one article of it that passages come from
         groups: list[str] = []
-        for c in self.candidates(question, filters, recency=recency, qvec=qvec, boost=boost, prefer=prefer):
+        ranked = self._ranked(question, filters, recency, qvec, boost, prefer)
+        for i, c in enumerate(ranked):
+            if c.metadata is None:  # read the next few at once: most are kept
+                self._read(ranked[i : i + 2 * k], qvec)
+                if c.metadata is None:
+                    continue  # deleted since found
             m = c.meta
             aid = m.article_id
             if per.get(aid, 0) >= per_article or copy_of.setdefault(m.group_key, aid) != aid:
                 continue
             per[aid] = per.get(aid, 0) + 1
             groups.append(m.group_key)
-            out.append(Passage(number=len(out) + 1, chunk_id=c.chunk_id, article_id=aid, title=m.title, source=m.source,
-                               date=m.date, url=m.url, text=c.text, full_text=c.text, start=m.start, end=m.end,
-                               score=c.fused, dense_score=c.dense, author=m.author))
-            if len(out) >= k:
+            kept.append(c)
+            if len(kept) >= k:
                 break
-        return with_copies(self.store, out, groups, lambda m: matches(m, filters))
+        self._read(kept, qvec)
+        out = [Passage(number=i, chunk_id=c.chunk_id, article_id=m.article_id, title=m.title, source=m.source, date=m.date, url=m.url,
+                       text=c.text or "", full_text=c.text or "", start=m.start, end=m.end, score=c.fused, dense_score=c.dense, author=m.author)
+               for i, c in enumerate(kept, 1) for m in [c.meta]]
+        return with_copies(self.store, out, groups, lambda m: matches(m, filters), shared=self.keywords.joined_groups)
 
 
 def _as_date(num: int) -> dt.date:

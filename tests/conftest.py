@@ -39,3 +39,14 @@ def embedder():
     from rag.embed import get_embedder
 
     return get_embedder(Settings(data_dir=Path("/nonexistent-unused")))
+
+
+def article_groups(store) -> dict[str, set[str]]:
+    """Article id -> the syndication group key(s) on its chunks (one each, when all is well)."""
+    from rag.schema import ChunkMeta
+
+    out: dict[str, set[str]] = {}
+    for _cid, md, _ in store.iter_metadatas():
+        m = ChunkMeta.from_metadata(md)
+        out.setdefault(m.article_id, set()).add(m.group)
+    return out

@@ -3,6 +3,8 @@
     nice -n 10 python tests/bench/bench_scale.py                       # 10k and 100k chunks, embedded Chroma
     nice -n 10 python tests/bench/bench_scale.py --sizes 1000000       # the 1M row (hours on 2 cores: see below)
     python tests/bench/bench_scale.py --sizes 10000 --chroma-url http://127.0.0.1:8000
+    nice -n 10 python tests/bench/bench_scale.py --sizes 100000 --keep /tmp/scale100k   # build once, keep it
+    nice -n 10 python tests/bench/bench_scale.py --reuse /tmp/scale100k                 # serve it again, no rebuild
 
 Builds each archive in a temp folder (or a temp collection on a Chroma server) through
 ``Store.upsert`` in groups of 2048 chunks, as ingest writes them: articles of three chunks, each
@@ -248,6 +250,7 @@ def serve(root: Path, url: str | None, name: str, n_queries: int, n_chunks: int)
     out["first_query_after_ms"] = 1000 * (time.perf_counter() - t)
     hits = [cid for cid, _ in store.keywords.search(marker, 10 * NEW_ARTICLES)]
     out["new_found_by_keyword"] = f"{len(set(hits) & set(ids))}/{len(ids)}"
+    store.delete_chunks(ids)  # leave the archive as built, so that a kept one serves the same way again
     return out
 
 
@@ -263,19 +266,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=100, help="questions timed per size")
     ap.add_argument("--chroma-url", help="also/only run against this Chroma server (a temp collection)")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--keep", metavar="DIR", help="build the one size in --sizes into DIR (new or empty) and keep it (embedded only)")
+    ap.add_argument("--reuse", metavar="DIR", help="serve the archive kept in DIR by --keep, without rebuilding")
     ap.add_argument("--serve", nargs=3, metavar=("ROOT", "NAME", "CHUNKS"), help=argparse.SUPPRESS)  # the serving child
     args = ap.parse_args(argv)
     if args.serve:
         root, name, n = args.serve
         print(json.dumps(serve(Path(root), args.chroma_url, name, args.queries, int(n))))
         return 0
+    sizes = [int(x) for x in args.sizes.split(",") if x]
+    if (args.keep or args.reuse) and (args.chroma_url or (args.keep and len(sizes) != 1) or (args.keep and args.reuse)):
+        raise SystemExit("--keep takes one size; --keep and --reuse are for an embedded archive, one at a time")
+    if args.keep and Path(args.keep).exists() and any(Path(args.keep).iterdir()):
+        raise SystemExit(f"--keep {args.keep}: the folder is not empty (serve it with --reuse, or remove it)")
     rows = []
-    for n in [int(x) for x in args.sizes.split(",") if x]:
-        root = Path(tempfile.mkdtemp(prefix=f"byline-scale-{n}-"))
+    for n in [0] if args.reuse else sizes:
+        kept = Path(args.keep or args.reuse) if (args.keep or args.reuse) else None
+        if kept:
+            kept.mkdir(parents=True, exist_ok=True)
+        root = kept or Path(tempfile.mkdtemp(prefix=f"byline-scale-{n}-"))
         name = f"scale{n}_{os.getpid()}"
         try:
-            print(f"{n:,} chunks: building", file=sys.stderr, flush=True)
-            row = {"size": n, "mode": "server" if args.chroma_url else "embedded", **build(n, root, args.chroma_url, name)}
+            if args.reuse:  # the build's row, saved by --keep
+                row = json.loads((root / "bench_scale.json").read_text())
+                n, name = row["size"], row["collection"]
+                print(f"{n:,} chunks: serving {root} (built before)", file=sys.stderr, flush=True)
+            else:
+                print(f"{n:,} chunks: building", file=sys.stderr, flush=True)
+                row = {"size": n, "mode": "server" if args.chroma_url else "embedded", **build(n, root, args.chroma_url, name)}
+                if kept:
+                    (root / "bench_scale.json").write_text(json.dumps({**row, "collection": name}))
             cmd = [sys.executable, __file__, "--serve", str(root), name, str(n), "--queries", str(args.queries)]
             if args.chroma_url:
                 cmd += ["--chroma-url", args.chroma_url]
@@ -283,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             if r.returncode != 0:
                 raise SystemExit(r.stderr[-3000:])
             row.update(json.loads(r.stdout.strip().splitlines()[-1]))
+            row.pop("collection", None)
             rows.append(row)
             print(json.dumps(row, indent=1), file=sys.stderr, flush=True)
         finally:
@@ -298,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
                         client.delete_collection(c)
                     except Exception:  # noqa: BLE001 - best effort
                         pass
-            shutil.rmtree(root, ignore_errors=True)
+            if not kept:
+                shutil.rmtree(root, ignore_errors=True)
     print_table(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

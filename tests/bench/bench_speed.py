@@ -7,8 +7,9 @@ Ingests the MultiHop-RAG corpus (``../shared/eval/multihop-rag``) into a tempora
 engine as ``byline chat`` does, then asks each question of the stratified sample through
 ``Engine.ask_stream`` and records the time to the ``Sources`` event, to the first text delta and to
 the final answer (a refusal's text counts as its first words), the prompt tokens (Byline's estimate) and whether the answer is right (the eval's
-scoring). For the local model it also measures, on this machine and in the same run, the raw prompt
-processing rate and the prompt cache: one answer prompt sent twice straight to the llama.cpp server
+scoring). For the local model it also records every request's own llama.cpp counts (the prompt tokens it
+processed, and those it reused from the prompt cache, summed per question) and measures, on this machine and
+in the same run, the raw prompt processing rate and the prompt cache: one answer prompt sent twice straight to the llama.cpp server
 (the second reply's ``cache_n`` is the reused prefix), so the other figures can be read as ratios
 on a noisy machine.
 """
@@ -51,6 +52,35 @@ def raw_prompt_rate(engine: Any, prompt_messages: list[dict[str, str]]) -> dict[
     return out
 
 
+class RequestMeter:
+    """Stands between the local LLM and its llama.cpp server, summing each request's own timings (``prompt_n``:
+    tokens processed, ``cache_n``: tokens reused from the prompt cache) into the current question's row."""
+
+    def __init__(self, llm: Any) -> None:
+        self.row: dict[str, Any] = {}
+        self._call = llm._get_server().handle_chat_completions
+        llm._server = self  # the extension type's method cannot be replaced; the LLM's handle to it can
+
+    def _add(self, reply: Any) -> None:
+        t = reply.get("timings") if isinstance(reply, dict) else None
+        if t:
+            self.row["uncached_tokens"] = self.row.get("uncached_tokens", 0) + int(t.get("prompt_n") or 0)
+            self.row["cached_tokens"] = self.row.get("cached_tokens", 0) + int(t.get("cache_n") or 0)
+            self.row["requests"] = self.row.get("requests", 0) + 1
+
+    def handle_chat_completions(self, req: Any, callback: Any = None) -> Any:
+        if callback is None:
+            reply = self._call(req)
+            self._add(reply)
+            return reply
+
+        def on_chunk(chunk: Any) -> Any:
+            self._add(chunk)  # the last chunk of a stream carries the request's timings
+            return callback(chunk)
+
+        return self._call(req, on_chunk)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--limit", type=int, default=40)
@@ -80,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         engine.warm_up()
         warm_s = time.perf_counter() - t
         rows = []
+        meter = RequestMeter(engine.generator("local").llm) if engine.generator().name == "local" else None
         for q in questions:
+            if meter is not None:
+                meter.row = {}
             t0 = time.perf_counter()
             sources_s = first_s = None
             answer: Answer | None = None
@@ -95,22 +128,27 @@ def main(argv: list[str] | None = None) -> int:
             assert answer is not None
             rows.append({"id": q.id, "type": q.question_type, "sources_s": sources_s, "first_token_s": first_s,
                          "total_s": time.perf_counter() - t0, "prompt_tokens": answer.prompt_tokens, "refused": answer.refused,
-                         "correct": answer_correct(q.answer, answer.text, answer.refused)})
+                         "correct": answer_correct(q.answer, answer.text, answer.refused),
+                         **(meter.row if meter is not None else {})})
             print(f"{q.id:14} sources {sources_s or float('nan'):5.2f} s  first {first_s or float('nan'):6.2f} s  "
-                  f"total {rows[-1]['total_s']:6.2f} s  {'right' if rows[-1]['correct'] else 'wrong'}", flush=True)
+                  f"total {rows[-1]['total_s']:6.2f} s  uncached/cached {rows[-1].get('uncached_tokens', 0)}/{rows[-1].get('cached_tokens', 0)}  "
+                  f"{'right' if rows[-1]['correct'] else 'wrong'}", flush=True)
         probe = None
         if engine.generator().name == "local" and answer is not None and answer.passages:
             user = ANSWER_USER.format(passages=format_passages(answer.passages), question=answer.standalone_question)
             probe = raw_prompt_rate(engine, [{"role": "system", "content": answer_system()}, {"role": "user", "content": user}])
 
     def col(key: str) -> list[float]:
-        return [r[key] for r in rows if r[key] is not None]
+        return [r[key] for r in rows if r.get(key) is not None]
 
     summary = {
         "questions": len(rows), "generator": engine.generator().name, "ingest_s": round(ingest_s, 1), "warm_up_s": round(warm_s, 1),
         **{f"{k}_p{p}": round(pct(col(k), p), 3) for k in ("sources_s", "first_token_s", "total_s") for p in (50, 95)},
         # Refusals before generation send no prompt: averaged over the questions that reached the model.
         "prompt_tokens_mean": round(statistics.mean([t for t in col("prompt_tokens") if t]), 1) if any(col("prompt_tokens")) else 0,
+        # The model's own counts, over the questions that sent it a request.
+        **{f"{k}_mean": round(statistics.mean(col(k)), 1) for k in ("uncached_tokens", "cached_tokens", "requests") if col(k)},
+        **{f"{k}_p50": round(pct(col(k), 50), 1) for k in ("uncached_tokens",) if col(k)},
         "accuracy": round(sum(r["correct"] for r in rows) / len(rows), 3) if rows else None,
         "refused": sum(r["refused"] for r in rows), "model_prompt_probe": probe,
     }

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, article_groups
 
 SYND = FIXTURES / "syndication"
 FERRY = ["ferry-wire.md", "ferry-harbor-ledger.md", "ferry-coast-daily.md"]
@@ -24,22 +24,11 @@ def ids_by_file(store) -> dict[str, str]:
     return {Path(a.origin).name: a.id for a in store.articles()}
 
 
-def groups(store) -> dict[str, set[str]]:
-    """Article id -> the group key(s) on its chunks (one each, when all is well)."""
-    from rag.schema import ChunkMeta
-
-    out: dict[str, set[str]] = {}
-    for _cid, md, _ in store.iter_metadatas():
-        m = ChunkMeta.from_metadata(md)
-        out.setdefault(m.article_id, set()).add(m.group)
-    return out
-
-
 def partition(store) -> set[frozenset[str]]:
     """The stored groups as sets of file names."""
     names = {v: k for k, v in ids_by_file(store).items()}
     by: dict[str, set[str]] = {}
-    for aid, keys in groups(store).items():
+    for aid, keys in article_groups(store).items():
         assert len(keys) == 1, f"{names[aid]} has chunks in several groups: {keys}"
         by.setdefault(next(iter(keys)), set()).add(names[aid])
     return {frozenset(v) for v in by.values()}
@@ -74,11 +63,11 @@ def test_ingest_groups_copies_and_reingest_is_idempotent(ingestor, tmp_path) -> 
     sig_rows = [ChunkMeta.from_metadata(md) for _c, md, _ in ingestor.store.iter_metadatas()]
     assert all(bool(m.minhash) == (m.chunk_index == 0) for m in sig_rows)  # the signature lives on the first chunk only
     assert not any("minhash" in md["_node_content"] for _c, md, _ in ingestor.store.iter_metadatas())  # and only once
-    before = groups(ingestor.store)
+    before = article_groups(ingestor.store)
 
     again = ingestor.ingest([str(SYND)])
     assert again.unchanged == 6 and again.grouped == 0 and again.chunks_embedded == 0
-    assert groups(ingestor.store) == before
+    assert article_groups(ingestor.store) == before
     # A new process (an index rebuilt from the store) re-ingesting one copy that changed keeps it in its group.
     fresh = Ingestor(ingestor.settings, embedder=ingestor.embedder)
     edited = (SYND / "orchard-frost-valley-post.md").read_text().replace("Applications open on May 2.", "Applications open on May 3.")

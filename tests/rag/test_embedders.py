@@ -195,6 +195,19 @@ def test_an_empty_archive_takes_any_embedder(settings: Settings, embedder) -> No
     assert EmbedderIdentity.from_json(Store(settings).collection.metadata[store.EMBEDDER]) == embedder.identity
 
 
+def test_an_emptied_archive_keeps_its_record_and_still_takes_any_embedder(settings: Settings, embedder) -> None:
+    Ingestor(settings, embedder=embedder).ingest([str(DATA_DIR)])
+    store = Store(settings)
+    for article_id in {md["article_id"] for _, md, _ in store.iter_metadatas()}:
+        store.delete_article(article_id)
+    store.bump_version()
+    assert store.count() == 0
+    assert store.embedder_state() == (embedder.identity, None)  # read from the record, without counting
+    other = EmbedderIdentity("minilm-onnx", "f" * 64, embedder.dimension)
+    store.check_embedder(other)  # nothing stored: no vectors of another model to mix with
+    assert embed.adopt_embedder(store, embedder) == 0
+
+
 def test_auto_follows_the_archive_and_gives_a_new_one_the_preferred_embedder(settings: Settings, embedder) -> None:
     auto = settings.model_copy(update={"embedder": "auto"})
     assert "auto" in embedder_names() and load_settings(embedder="auto").embedder == "auto"
