@@ -275,20 +275,20 @@ _BYLINE_TAIL = re.compile(r"\s+(?:\||•|·|—|–|-|@|/)\s+.*$|\s*,?\s+(?:am|o
 _LABEL = (r"(?:(?:zeige |view )?(?:alle|all) (?:artikel|beiträge|posts|articles|stories) (?:von|by)|more (?:articles|stories|posts) "
           r"(?:by|from)|by|von|par|por|di|door|posted by|written by|geschrieben von|erstellt von|verfasst von|"
           r"(?:ein )?(?:artikel|beitrag) von|autor(?:in|en)?:?|author:?|auteur:?|text:|texte:|von:)")
-# Link texts and labels that end a byline's name ("Jil Schuller Alle Artikel Kontakt", "Ann Lee, Datum: 03.03.19").
+# Link texts and labels that end a byline's name ("Mia Haller Alle Artikel Kontakt", "Ann Lee, Datum: 03.03.19").
 _NOT_NAME_WORDS = re.compile(r"(?:^|\s|,)(?:alle|all|artikel|beiträge|beitrag|posts?|articles?|videos?|about|über|kontakt|contact|"
                              r"mehr|more|stand|datum|date|comments?|kommentare?|follow|folgen|profil|profile|e-?mail|"
                              r"montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|monday|tuesday|wednesday|thursday|"
                              r"friday|saturday|sunday|unbenannt|untitled|publiziert|veröffentlicht|published|updated|"
                              r"aktualisiert|rezept|recipe|last updated|zuletzt|weiterlesen|read more)\b.*$", re.I)
-# A labelled byline line: "By Ann Lee", "Ein Artikel von Pamela Sladky | 27.01.2022", "Autor: Peter Maahn/SP-X".
+# A labelled byline line: "By Ann Lee", "Ein Artikel von Petra Lindner | 27.01.2022", "Autor: Uwe Brandt/SP-X".
 _LABELLED = re.compile(rf"^{_LABEL}\s*:?\s+(.+)$", re.I)
-# The same label after other metadata in one line, with a colon: "Datum: 03.11.2021 Autor: Peter Maahn".
+# The same label after other metadata in one line, with a colon: "Datum: 03.11.2021 Autor: Uwe Brandt".
 _LABELLED_LATER = re.compile(r"\s(?:autor(?:in|en)?|author|written by|geschrieben von|verfasst von|von|by)\s*:\s*(.+)$"
                              r"|(?:^|\s)[|•·]\s*(?:by|von)\s+(.+)$", re.I)
-# A dateline naming the writer: "11.12.2019 - Amelie Loevenich", "25.10.2022 | 13:10 Uhr | Reiner Nagel".
+# A dateline naming the writer: "11.12.2019 - Greta Sommer", "25.10.2022 | 13:10 Uhr | Rolf Weber".
 _DATED = re.compile(r"^\d{1,2}\.\s?\d{1,2}\.\s?\d{2,4}(?:\s*[|–-]\s*\d{1,2}:\d\d(?:\s*Uhr)?)?\s*[|–-]\s*(.+)$")
-# A name: capitalised words, initials and particles ("Jose de la Cruz", "C. Habermueller", "Günter W. Kienitz").
+# A name: capitalised words, initials and particles ("Jose de la Cruz", "C. Hartmann", "Jörg W. Albers").
 _NAME_WORD = r"(?:[A-ZÀ-ÖØ-Þ][\w'’.-]*|de|la|del|da|do|dos|van|von|der|den|du|le|y|und|and|&|,)"
 _NAME = re.compile(rf"^[A-ZÀ-ÖØ-Þ][\w'’.-]*(?:\s+{_NAME_WORD}){{0,11}}$")
 
@@ -313,7 +313,7 @@ def _byline_text(s: str) -> str:
         s = re.sub(rf"^(?:{_LABEL}|{'|'.join(_WRITTEN_BY)})\s*:?\s+", "", s, flags=re.I).strip()
     s = _BYLINE_TAIL.sub("", s).strip(" ,;:|")
     s = _NOT_NAME_WORDS.sub("", s).strip(" ,;:|»")
-    s = re.sub(r"^(\S+\s+.*?\S)\s*/\s*[\w-]+$", r"\1", s)  # "Peter Maahn/SP-X": a news agency after the name ("dpa/lno" stays)
+    s = re.sub(r"^(\S+\s+.*?\S)\s*/\s*[\w-]+$", r"\1", s)  # "Uwe Brandt/SP-X": a news agency after the name ("dpa/lno" stays)
     if " " in s and (re.search(r"\d", s) or not s[:1].isupper()):
         return ""  # "3 de Mayo de 2022", "ist der Mann": words that are not a name (a login name is one word)
     return s if 1 < len(s) <= 80 and re.search(r"[^\W\d_]", s) else ""
@@ -362,7 +362,7 @@ def markup_bylines(doc: Any) -> list[str]:
 
 
 def labelled_bylines(root: Any) -> list[str]:
-    """Names in short labelled lines ("By Ann Lee", "von Klaus Stanjek", "Posted by Konstantin") after the headline
+    """Names in short labelled lines ("By Ann Lee", "von Klaus Berger", "Posted by Matthias") after the headline
     (anywhere when the page has no ``<h1>``), outside comment threads: a byline without markup of its own."""
     h1 = next(root.iter("h1"), None)
     started = h1 is None
@@ -405,7 +405,7 @@ def page_author(raw: str, site_names: list[str]) -> str:
         words = name.split()
         if len(words) % 2 == 0 and words[: len(words) // 2] == words[len(words) // 2:]:
             words = words[: len(words) // 2]  # "jesusfreak jesusfreak": a name shown twice (avatar text and link)
-        # "Adam Aaronson PhillyVoice Staff", "FOCUS-Online-Experte Robin Tschöpe": the outlet and a role around a name.
+        # "Adam Lee HarborVoice Staff", "HARBOR-Experte Robin Kale": the outlet and a role around a name.
         while len(words) > 2 and (words[-1].lower() in _ROLES or _names_site(words[-1], sites)):
             words.pop()
         while len(words) > 2 and _names_site(words[0], sites):

@@ -197,7 +197,7 @@ def _page_author(ld: dict[str, Any], meta: dict[str, str], guessed: str, publish
                  bylines: list[str]) -> str:
     """The JSON-LD author (a person, not the publisher), else the author <meta>, else the page's byline markup or
     labelled byline line, else trafilatura's guess; the first that names someone other than the site (see
-    ``page_author``). A <meta> login name ("gabor_munier") yields to a byline that spells the name."""
+    ``page_author``). A <meta> login name ("ines_duarte") yields to a byline that spells the name."""
     people = [n for n in ld_names(ld.get("author"), people_only=True) if n not in publisher]
     stated = [meta.get(key, "") for key in AUTHOR_KEYS]
     logins = [v for v in stated if re.fullmatch(r"[\w.-]*_[\w.-]*", v)]

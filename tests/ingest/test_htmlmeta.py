@@ -32,41 +32,41 @@ def test_json_ld_author_given_as_a_reference_to_a_person():
 def test_yoast_written_by_label_and_citation_author_over_a_reference_list():
     yoast = '<meta name="twitter:label1" content="Written by"><meta name="twitter:data1" content="Dana Whitfield">'
     assert parsed(page(head=yoast)).author == "Dana Whitfield"
-    scholarly = '<meta name="author" content="NH. Shear, SP. Spielberg,"><meta name="citation_author" content="Marwan H. Adwan">'
-    assert parsed(page(head=scholarly)).author == "Marwan H. Adwan"
+    scholarly = '<meta name="author" content="AB. Carter, CD. Lindqvist,"><meta name="citation_author" content="Lena K. Ortiz">'
+    assert parsed(page(head=scholarly)).author == "Lena K. Ortiz"
 
 
 def test_byline_markup_over_a_commenter_and_a_guess():
     byline = ('<div class="entry-meta"><span class="entry-date">13. Januar 2014</span> von <span class="author vcard">'
-              '<a class="url fn n" href="/author/admin/">uriebe</a></span></div>')
-    comments = '<ol class="comment-list"><li class="comment"><a rel="author" href="/u/x">Max Mustermann</a> says</li></ol>'
-    assert parsed(page(after=byline, tail=comments)).author == "uriebe"
-    rel = '<div class="meta">Posted by <a href="/author/ann/" rel="author">Günter W. Kienitz</a> at 18:52</div>'
-    assert parsed(page(tail=comments + rel)).author == "Günter W. Kienitz"
+              '<a class="url fn n" href="/author/admin/">hwalden</a></span></div>')
+    comments = '<ol class="comment-list"><li class="comment"><a rel="author" href="/u/x">Tom Reader</a> says</li></ol>'
+    assert parsed(page(after=byline, tail=comments)).author == "hwalden"
+    rel = '<div class="meta">Posted by <a href="/author/ann/" rel="author">Jörg W. Albers</a> at 18:52</div>'
+    assert parsed(page(tail=comments + rel)).author == "Jörg W. Albers"
 
 
 def test_labelled_byline_lines_after_the_headline():
-    assert parsed(page(after='<div class="metaInfo">Ein Artikel von <strong>Pamela Sladky</strong> | 27.01.2022 - 12:45</div>')).author == "Pamela Sladky"
-    assert parsed(page(after="<p><i>von Daniela Obers</i></p>")).author == "Daniela Obers"
+    assert parsed(page(after='<div class="metaInfo">Ein Artikel von <strong>Petra Lindner</strong> | 27.01.2022 - 12:45</div>')).author == "Petra Lindner"
+    assert parsed(page(after="<p><i>von Karin Vogt</i></p>")).author == "Karin Vogt"
     # A sentence that starts like a byline is no byline.
     assert parsed(page(after="<p>Von Hamburg nach Kiel mit der Fähre</p>")).author == ""
 
 
 def test_a_login_name_in_meta_yields_to_the_name_the_byline_spells():
-    head = '<meta property="article:author" content="ana_vidal">'
-    after = '<span class="submitted">Author: <a href="/autoren/ana-vidal">Ana Vidál</a>, Datum: 03.03.19</span>'
-    assert parsed(page(head=head, after=after)).author == "Ana Vidál"
+    head = '<meta property="article:author" content="ines_duarte">'
+    after = '<span class="submitted">Author: <a href="/autoren/ines-duarte">Inés Duarte</a>, Datum: 03.03.19</span>'
+    assert parsed(page(head=head, after=after)).author == "Inés Duarte"
 
 
 @pytest.mark.parametrize("raw, expected", [
-    ("Jil Schuller Alle Artikel Kontakt", "Jil Schuller"),
-    ("Isabella.DiBiase am Samstag, 19. Oktober 2019", "Isabella.DiBiase"),
+    ("Mia Haller Alle Artikel Kontakt", "Mia Haller"),
+    ("Sofia.Marlowe am Samstag, 19. Oktober 2019", "Sofia.Marlowe"),
     ("Redaktion, 24. Januar 2022", "Redaktion"),
-    ("Zeige alle Beiträge von Cem Basman", "Cem Basman"),
+    ("Zeige alle Beiträge von Deniz Arslan", "Deniz Arslan"),
     ("Alle Beiträge", ""),
     ("About the Author", ""),
     ("3 de Mayo de 2022", ""),
-    ("Posted by Nathan Parker, Varun Khaneja and Kiran C Nair - Chrome team", "Nathan Parker, Varun Khaneja and Kiran C Nair"),
+    ("Posted by Noah Price, Ravi Menon and Asha K Rao - Browser team", "Noah Price, Ravi Menon and Asha K Rao"),
 ])
 def test_byline_text(raw, expected):
     assert _byline_text(raw) == expected
@@ -94,10 +94,10 @@ def test_utc_stamp_on_a_page_showing_its_local_day():
 
 
 @pytest.mark.parametrize("after, expected", [
-    ("<p>11.12.2019 - Amelie Loevenich</p>", "Amelie Loevenich"),  # a dateline naming the writer
-    ('<div class="info"><h5>Datum: </h5>03.11.2021 <br><h5>Autor: </h5>Peter Maahn/SP-X</div>', "Peter Maahn"),
+    ("<p>11.12.2019 - Greta Sommer</p>", "Greta Sommer"),  # a dateline naming the writer
+    ('<div class="info"><h5>Datum: </h5>03.11.2021 <br><h5>Autor: </h5>Uwe Brandt/SP-X</div>', "Uwe Brandt"),
     ('<div class="meta">yas! <span>| By </span><span>Cara Stiles</span> | <time>April 13, 2020</time></div>', "Cara Stiles"),
-    ("<p><em>Courtesy of Harbor News</em></p><p><em>Written by: <a href='https://other.example/'>Julie Mollins</a></em></p>", "Julie Mollins"),
+    ("<p><em>Courtesy of Harbor News</em></p><p><em>Written by: <a href='https://other.example/'>Irene Walsh</a></em></p>", "Irene Walsh"),
 ])
 def test_bylines_in_datelines_and_after_other_metadata(after, expected):
     assert parsed(page(after=after)).author == expected
@@ -105,8 +105,8 @@ def test_bylines_in_datelines_and_after_other_metadata(after, expected):
 
 def test_a_byline_naming_the_site_gives_way_to_the_next_one():
     after = ('<div class="td-post-author-name"><a href="/author/press/">Harbor Courier</a></div>'
-             "<p><em>Written by: Julie Mollins</em></p>")
-    assert parsed(page(head='<meta property="og:site_name" content="Harbor Courier">', after=after)).author == "Julie Mollins"
+             "<p><em>Written by: Irene Walsh</em></p>")
+    assert parsed(page(head='<meta property="og:site_name" content="Harbor Courier">', after=after)).author == "Irene Walsh"
 
 
 def test_kicker_in_its_own_element_and_site_name_from_the_feed_link():
