@@ -151,7 +151,7 @@ class KeywordIndex:
         except sqlite3.DatabaseError as exc:
             if not _damaged(exc):
                 raise
-            log.warning("keyword index %s is unreadable (%s): rebuilding it from the store", self.path, exc)
+            log.warning("%s", _rebuild_reason(self.path, exc))
             self._discard_file()
             conn = self._open_file()
         self._conn = conn
@@ -169,7 +169,7 @@ class KeywordIndex:
                 if not have:
                     conn.executemany("INSERT INTO info VALUES (?, ?)", [("format", FORMAT), ("seq", "-1"), ("gen", "0"), ("epoch", _new_epoch())])
                 elif have.get("format") != FORMAT:
-                    raise sqlite3.DatabaseError(f"format {have.get('format')!r}, expected {FORMAT!r}")  # no error code: rebuilt
+                    raise _OtherFormat(f"format {have.get('format')!r}, expected {FORMAT!r}")  # no error code: rebuilt
         except BaseException:
             conn.close()
             raise
@@ -230,7 +230,7 @@ class KeywordIndex:
         except sqlite3.DatabaseError as exc:
             if not _damaged(exc):
                 raise
-            log.warning("keyword index %s is unreadable (%s): rebuilding it from the store", self.path, exc)
+            log.warning("%s", _rebuild_reason(self.path, exc))
             self._discard_file()
             self._checked = False
             return fn()
@@ -545,6 +545,17 @@ class KeywordIndex:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+class _OtherFormat(sqlite3.DatabaseError):
+    """A sound file in another layout (written by another version of Byline): rebuilt, like a damaged one."""
+
+
+def _rebuild_reason(path: Path, exc: sqlite3.DatabaseError) -> str:
+    if isinstance(exc, _OtherFormat):
+        return (f"keyword index {path} was written by another version of Byline ({exc}): rebuilding it once from the store "
+                "(a few minutes for 100,000 passages)")
+    return f"keyword index {path} is unreadable ({exc}): rebuilding it from the store"
+
+
 def _damaged(exc: sqlite3.DatabaseError) -> bool:
     """A file that is not (or no longer) a readable index, as opposed to a busy or failing disk."""
     code = getattr(exc, "sqlite_errorcode", None)

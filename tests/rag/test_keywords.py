@@ -245,6 +245,33 @@ def test_reindex_repairs_a_corrupted_index_and_a_start_detects_one(tmp_path: Pat
     assert "unreadable" in caplog.text
 
 
+def test_a_file_of_another_format_is_rebuilt_once_and_said_to_be_an_upgrade(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import sqlite3
+
+    data = tmp_path / "c"
+    rng = random.Random(4)
+    store = Store(Settings(data_dir=data))
+    for i in range(4):
+        store.upsert(*article(f"a{i}", 0, 3, rng))
+    want = {q: _all(store, q) for q in QUERIES}
+    path = store.keywords.path
+    store.close()
+    forget_clients()
+    with sqlite3.connect(path) as conn:  # as an older Byline left it
+        conn.execute("UPDATE info SET value = '0' WHERE key = 'format'")
+    store = Store(Settings(data_dir=data))
+    with caplog.at_level(logging.WARNING):
+        assert {q: _all(store, q) for q in QUERIES} == want
+    assert "written by another version of Byline" in caplog.text and "unreadable" not in caplog.text
+    caplog.clear()
+    store.close()
+    forget_clients()
+    store = Store(Settings(data_dir=data))
+    with caplog.at_level(logging.WARNING):
+        assert {q: _all(store, q) for q in QUERIES} == want
+    assert "rebuilding" not in caplog.text  # once
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(chroma_executable() is None, reason="chroma CLI not installed in this environment")
 def test_server_mode_write_is_seen_by_another_process_within_seconds(tmp_path: Path, chroma_server: ChromaServer) -> None:  # noqa: F811
