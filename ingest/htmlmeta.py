@@ -39,9 +39,10 @@ class PageMeta:
     title: str = ""  # the <title> element
     visible_chars: int = 0  # the page's text outside scripts and styles
     namespace_months: set[tuple[int, int]] = field(default_factory=set)  # (year, month) in vocabulary URLs
-    bylines: list[str] = field(default_factory=list)  # names in the page's byline markup, then in labelled lines
+    bylines: list[str] = field(default_factory=list)  # names in byline markup, labelled lines, an end signature
     site_names: list[str] = field(default_factory=list)  # the site's name in its feed links and application-name
     visible_text: str = ""  # the page's text outside scripts and styles
+    dateline: str = ""  # a date the page's text labels as the publication's ("Published on March 3, 2021")
 
 
 def read_page(html: str) -> PageMeta:
@@ -105,6 +106,8 @@ def read_page(html: str) -> PageMeta:
     pm.visible_text = " ".join(" ".join((body if body is not None else doc).itertext()).split())
     pm.visible_chars = len(pm.visible_text)
     pm.bylines += labelled_bylines(body if body is not None else doc)
+    pm.bylines += [s for s in [signature(body if body is not None else doc)] if s]
+    pm.dateline = labelled_date(body if body is not None else doc)
     return pm
 
 
@@ -181,12 +184,15 @@ def clean_title(title: str, site_names: list[str] = ()) -> str:  # type: ignore[
         if _key("".join(parts[i + 1:])) in sites and len("".join(parts[:i]).strip()) >= 3:
             parts = parts[:i]
             break
+    piped = len(parts) >= 5 and all(p.strip() == "|" for p in parts[1::2])  # "Story | Section | Site"
     # parts: [text, sep, text, sep, text ...]; drop trailing segments while they name the site.
     while len(parts) >= 3:
         last, sep = parts[-1].strip(), parts[-2].strip()
         k = _key(last)
         is_site = bool(k) and (k in sites or _DOMAIN.match(last) is not None or any(k == s or (len(s) > 3 and k.startswith(s)) for s in sites))
         is_crumb = sep in ("»", "«") and len(last.split()) <= 3 and len("".join(parts[:-2]).split()) > len(last.split())
+        # "Story | Section | Forum": a trail of one- or two-word section names after the story, set off by "|".
+        is_crumb = is_crumb or (sep == "|" and piped and len(last.split()) <= 2 and len(parts[0].split()) > 3)
         if not (is_site or is_crumb):
             break
         parts = parts[:-2]
@@ -211,8 +217,8 @@ def _same_headline(h1: str, title: str) -> bool:
     hw, tw = _words(h1), _words(title)
     if len(hw) < 2 or not tw:
         return False
-    if _within(hw, tw):
-        return True
+    if _within(hw, tw) or (len(_key(h1)) >= 10 and _key(title).startswith(_key(h1))):
+        return True  # the <h1>'s words in the title, or at its start with the next words glued on ("Story A1Site name")
     common = len(set(hw) & set(tw))
     return common >= 0.6 * max(len(set(hw)), len(set(tw)))
 
@@ -229,8 +235,9 @@ def page_title(stated: list[str], h1s: list[str], site_names: list[str], h1_part
     raw = [" ".join(decode_entities(t).split()) for t in stated if t and t.strip()]
     # An <h1> that ends a stated title after a separator ("Story | Site") is the site's logo: its name.
     known = _site_keys(site_names)
+    # Not "domain.example - Story", nor "Kicker - Story" (a site's name is shorter than the story before it).
     tails = {_key("".join(p[i + 1:])) for p in (re.split(f"({_SEPARATORS})", t) for t in raw) for i in range(1, len(p), 2)
-             if _key(p[0]) not in known and not _DOMAIN.match(p[0].strip())}  # not "domain.example - Story"
+             if _key(p[0]) not in known and not _DOMAIN.match(p[0].strip()) and len(_words("".join(p[:i]))) > len(_words("".join(p[i + 1:])))}
     sites = [*site_names, *(h for h in h1s if _key(h) in tails)]
     keys = {_key(s) for s in sites if s}
     titles = [clean_title(t, sites) for t in raw]
@@ -247,6 +254,9 @@ def page_title(stated: list[str], h1s: list[str], site_names: list[str], h1_part
                 re.search(rf"(?:^|\s){re.escape(parts[0])}\s*[:|/–—-]\s+{re.escape(parts[1])}", t) for t in raw):
             return clean_title(parts[1], sites)
         kicked = {_key(" ".join(parts[i:])) for i in range(1, len(parts))}
+        # A kicker set off by a separator in the <h1>'s own text ("Kicker / Story") that a stated title leaves out.
+        split = re.split(f"({_SEPARATORS})", h)
+        kicked |= {_key("".join(split[i + 1:])) for i in range(1, len(split) - 1, 2) if len(_words("".join(split[i + 1:]))) >= 3}
         for t in titles:
             if _key(t) in kicked:
                 return t
@@ -256,10 +266,12 @@ def page_title(stated: list[str], h1s: list[str], site_names: list[str], h1_part
 
 
 # --- authors ---------------------------------------------------------------------------------------
-# Labels before a name in other languages than clean_author's English ones ("Autor: …", "Auteur …", "Artikel von …").
-_BYLINE_LABEL = re.compile(r"^(?:autor(?:in)?|auteur|author|artikel von|zum profil von|von|par|por|door|interview|text)\s*:?\s+(?=\w)", re.I)
 # What a page's byline slots hold besides names: a comment form's "Name" field, a placeholder, an obfuscated address.
-_NOT_A_NAME = re.compile(r"^(?:name|publisher|no author|datum|date|anonym|anónimo|anonyme?)$|\S+\s*[\[(]at[\])]\s*\S+", re.I)
+_NOT_A_NAME = re.compile(r"^(?:name|publisher|no author|datum|date|anonym|anónimo|anonyme?|unbenannt|untitled)$|\S+\s*[\[(]at[\])]\s*\S+", re.I)
+# A company's or an authority's name (a legal form, "…-Verlag", "…ministerium"): the publisher or its web agency, not a writer.
+# Short forms in capitals only ("AG", not a name's "Ag"; "SE", not Korean "Se").
+_ORGANISATION = re.compile(r"(?:^|\s)(?:AG|KG|SE|e\.?\s?V\.?|S\.A\.|S\.L\.|(?i:gmbh|ltd\.?|inc\.?|llc|corp\.?|plc))(?:$|[\s,])"
+                           r"|(?i:\w*(?:verlag|ministerium)\b|\smedia$)")
 
 
 _WRITTEN_BY = ("written by", "geschrieben von", "verfasst von", "écrit par", "escrito por", "scritto da", "door")
@@ -272,9 +284,17 @@ _PROFILE_HREF = re.compile(r"/(?:author|authors|autor|autoren|auteur|redakteur|r
 # What follows a name in a byline: a date or time, a separator, "on"/"am"/"le" before a date, a role after a dash.
 _BYLINE_TAIL = re.compile(r"\s+(?:\||•|·|—|–|-|@|/)\s+.*$|\s*,?\s+(?:am|on|le|el|il|den|at|um)\s+(?:\w+,?\s+)?\d.*$"
                           r"|\s*,?\s*\d{1,4}[./-]\d.*$|,\s*\d.*$", re.I)
+# Labels before a byline's name, in several languages ("By …", "Ein Artikel von …", "Autor: …", "Auteur …", "Text: …");
+# "Texte" only with a colon (a menu's "Texte Fotos Audio" is no byline), Italian "di" only in lower case (not "Di", Tuesday).
 _LABEL = (r"(?:(?:zeige |view )?(?:alle|all) (?:artikel|beiträge|posts|articles|stories) (?:von|by)|more (?:articles|stories|posts) "
-          r"(?:by|from)|by|von|par|por|di|door|posted by|written by|geschrieben von|erstellt von|verfasst von|"
-          r"(?:ein )?(?:artikel|beitrag) von|autor(?:in|en)?:?|author:?|auteur:?|text:|texte:|von:)")
+          r"(?:by|from)|by|von|par|por|(?-i:di)|door|posted by|written by|geschrieben von|erstellt von|verfasst von|zum profil von|"
+          r"écrit par|escrito por|scritto da|"
+          r"(?:ein )?(?:artikel|beitrag) von|autor(?:in|en)?|author|auteur|interview|text|texte(?=\s*:))")
+# A label at the start of a name, as bylines and author fields give it.
+_BYLINE_LABEL = re.compile(rf"^{_LABEL}\s*:?\s+(?=\w)", re.I)
+# A label alone in its element, the name in the next: only unambiguous ones (not "Di", a weekday, nor a menu's
+# "Autoren" or "Texte").
+_BARE_LABEL = re.compile(r"^(?:by|von|par|por|door|written by|autor(?:in)?|author|auteur)\s*:?$", re.I)
 # Link texts and labels that end a byline's name ("Mia Haller Alle Artikel Kontakt", "Ann Lee, Datum: 03.03.19").
 _NOT_NAME_WORDS = re.compile(r"(?:^|\s|,)(?:alle|all|artikel|beiträge|beitrag|posts?|articles?|videos?|about|über|kontakt|contact|"
                              r"mehr|more|stand|datum|date|comments?|kommentare?|follow|folgen|profil|profile|e-?mail|"
@@ -282,14 +302,15 @@ _NOT_NAME_WORDS = re.compile(r"(?:^|\s|,)(?:alle|all|artikel|beiträge|beitrag|p
                              r"friday|saturday|sunday|unbenannt|untitled|publiziert|veröffentlicht|published|updated|"
                              r"aktualisiert|rezept|recipe|last updated|zuletzt|weiterlesen|read more)\b.*$", re.I)
 # A labelled byline line: "By Ann Lee", "Ein Artikel von Petra Lindner | 27.01.2022", "Autor: Uwe Brandt/SP-X".
-_LABELLED = re.compile(rf"^{_LABEL}\s*:?\s+(.+)$", re.I)
+_LABELLED = re.compile(rf"{_BYLINE_LABEL.pattern}(.+)$", re.I)
 # The same label after other metadata in one line, with a colon: "Datum: 03.11.2021 Autor: Uwe Brandt".
 _LABELLED_LATER = re.compile(r"\s(?:autor(?:in|en)?|author|written by|geschrieben von|verfasst von|von|by)\s*:\s*(.+)$"
                              r"|(?:^|\s)[|•·]\s*(?:by|von)\s+(.+)$", re.I)
 # A dateline naming the writer: "11.12.2019 - Greta Sommer", "25.10.2022 | 13:10 Uhr | Rolf Weber".
 _DATED = re.compile(r"^\d{1,2}\.\s?\d{1,2}\.\s?\d{2,4}(?:\s*[|–-]\s*\d{1,2}:\d\d(?:\s*Uhr)?)?\s*[|–-]\s*(.+)$")
 # A name: capitalised words, initials and particles ("Jose de la Cruz", "C. Hartmann", "Jörg W. Albers").
-_NAME_WORD = r"(?:[A-ZÀ-ÖØ-Þ][\w'’.-]*|de|la|del|da|do|dos|van|von|der|den|du|le|y|und|and|&|,)"
+_PARTICLE = re.compile(r"de|la|del|da|do|dos|van|von|der|den|du|le|y|und|and|&|,")  # in a name: "Jose de la Cruz"
+_NAME_WORD = rf"(?:[A-ZÀ-ÖØ-Þ][\w'’.-]*|{_PARTICLE.pattern})"
 _NAME = re.compile(rf"^[A-ZÀ-ÖØ-Þ][\w'’.-]*(?:\s+{_NAME_WORD}){{0,11}}$")
 
 
@@ -306,14 +327,22 @@ def _in_comments(el: Any) -> bool:
     return any(_COMMENT_CLASS.search(_words_of(a)) for a in (el, *el.iterancestors()))
 
 
+def _hidden(el: Any) -> bool:
+    """True for an element readers do not see (``hidden``, ``display: none``): a hidden "rel=author" link to a profile."""
+    return any(a.get("hidden") is not None or re.search(r"display\s*:\s*none", a.get("style", "")) for a in (el, *el.iterancestors()))
+
+
 def _byline_text(s: str) -> str:
     """A byline element's text as a name: labels, dates and roles after a separator dropped."""
     s = " ".join(s.split())
     for _ in range(2):
-        s = re.sub(rf"^(?:{_LABEL}|{'|'.join(_WRITTEN_BY)})\s*:?\s+", "", s, flags=re.I).strip()
+        s = re.sub(rf"^{_LABEL}\s*:?\s+", "", s, flags=re.I).strip()
     s = _BYLINE_TAIL.sub("", s).strip(" ,;:|")
     s = _NOT_NAME_WORDS.sub("", s).strip(" ,;:|»")
     s = re.sub(r"^(\S+\s+.*?\S)\s*/\s*[\w-]+$", r"\1", s)  # "Uwe Brandt/SP-X": a news agency after the name ("dpa/lno" stays)
+    head, _, rest = s.partition(", ")
+    if rest and any(w.islower() and not _PARTICLE.fullmatch(w) for w in rest.split()):
+        s = head  # "Ann Lee, project lead in Tunis": a role after the name
     if " " in s and (re.search(r"\d", s) or not s[:1].isupper()):
         return ""  # "3 de Mayo de 2022", "ist der Mann": words that are not a name (a login name is one word)
     return s if 1 < len(s) <= 80 and re.search(r"[^\W\d_]", s) else ""
@@ -328,7 +357,7 @@ def markup_bylines(doc: Any) -> list[str]:
 
     def add(el: Any, text: str) -> None:
         t = _byline_text(text)
-        if t and not _in_comments(el) and t not in found:
+        if t and not _in_comments(el) and not _hidden(el) and t not in found:
             found.append(t)
 
     for a in doc.xpath("//a[contains(concat(' ', normalize-space(@rel), ' '), ' author ')]"):
@@ -343,11 +372,17 @@ def markup_bylines(doc: Any) -> list[str]:
         elif len(_text(el)) <= 120:
             add(el, _text(el))
     found = groups[2]
+    h1 = next(doc.iter("h1"), None)
+    holds_h1 = set(h1.iterancestors()) if h1 is not None else set()
+    h1_in_article = any(a.tag == "article" for a in holds_h1)
     for el in doc.iter():
         if found:
             break  # the first byline element only: later ones are teasers for other stories
         if not isinstance(el.tag, str) or el.tag in ("html", "body", "meta", "link", "script", "style", "img") or not _BYLINE_CLASS.search(_words_of(el)):
             continue
+        if h1 is not None and any(a not in holds_h1 and (a.tag in ("footer", "aside") or a.tag == "article" and h1_in_article)
+                                  for a in el.iterancestors()):
+            continue  # a teaser for another story: in a footer or sidebar, or an <article> other than the headline's
         fn = el.xpath(".//*[contains(concat(' ', normalize-space(@class), ' '), ' fn ')]")
         links = [a for a in el.iter("a") if _PROFILE_HREF.search(a.get("href", ""))]
         if fn:
@@ -355,18 +390,27 @@ def markup_bylines(doc: Any) -> list[str]:
         elif links:
             for a in links:
                 add(a, _text(a))
-        elif len(_text(el)) <= 80:
-            add(el, _text(el))
-    # The first of each kind: further rel=author links are often a sidebar's list of the site's writers.
-    return [g[0] for g in groups if g]
+        elif len(_text(el)) <= 80 or (len(_text(el)) <= 160 and _BYLINE_LABEL.match(_text(el))):
+            add(el, _text(el))  # a short text, or a longer labelled one ("Posted by A, B, C and D - the X team")
+    # The first of each kind: further rel=author links are often a sidebar's list of the site's writers. The profile
+    # links in one byline element are its co-authors.
+    return [*(g[0] for g in groups[:2] if g), *(["; ".join(groups[2])] if groups[2] else [])]
 
 
 def labelled_bylines(root: Any) -> list[str]:
-    """Names in short labelled lines ("By Ann Lee", "von Klaus Berger", "Posted by Matthias") after the headline
-    (anywhere when the page has no ``<h1>``), outside comment threads: a byline without markup of its own."""
+    """Names in short labelled lines ("By Ann Lee", "von Klaus Berger", "Posted by Matthias", "Autor: <br>Ann Lee") after
+    the headline (anywhere when the page has no ``<h1>``), outside comment threads, and in a dateline just above the
+    headline: a byline without markup of its own."""
     h1 = next(root.iter("h1"), None)
     started = h1 is None
     found: list[str] = []
+    # A dateline naming the writer just above the headline, in its block: "<small>04.02.2022 | Rolf Weber</small><h1>"
+    # (a full name: a single word there is a section, "24.01.2022 - Meldung").
+    above = [] if h1 is None else [e for e in h1.itersiblings(preceding=True) if isinstance(e.tag, str)][:2]
+    for m in (_DATED.match(_text(e)) for e in above if len(_text(e)) <= 100):
+        name = _byline_text(m.group(1)) if m else ""
+        if " " in name and _NAME.match(name) and name not in found:
+            found.append(name)
     for el in root.iter():
         if el is h1:
             started = True
@@ -374,17 +418,56 @@ def labelled_bylines(root: Any) -> list[str]:
         if not started or not isinstance(el.tag, str) or el.tag in ("script", "style", "h1", "h2", "h3", "title"):
             continue
         text = _text(el)
-        if not 3 < len(text) <= 100:
+        if not 1 < len(text) <= 100:
             continue
-        m = _LABELLED.match(text) or _LABELLED_LATER.search(text) or _DATED.match(text)
-        if not m or _in_comments(el):
+        m = (_LABELLED.match(text) or _LABELLED_LATER.search(text) or _DATED.match(text)) if len(text) > 3 else None
+        value = _label_value(el) if m else _labelled_by(el) if _BARE_LABEL.match(text) else ""
+        if not (m or value) or _in_comments(el):
             continue
-        name = _byline_text(next(g for g in m.groups() if g))
+        name = _byline_text(value or next(g for g in m.groups() if g))
         if name and _NAME.match(name) and name not in found:
             found.append(name)
         if len(found) >= 2:
             break
     return found
+
+
+def _next_element(el: Any) -> Any:
+    return next((s for s in el.itersiblings() if isinstance(s.tag, str)), None)  # not a comment
+
+
+def _labelled_by(label: Any) -> str:
+    """What follows a label element: the text after it ("<b>Autor:</b> Ann Lee<br>"), else the next element's."""
+    tail = " ".join((label.tail or "").split())
+    nxt = _next_element(label)
+    return tail if tail else _text(nxt) if nxt is not None else ""
+
+
+def _label_value(el: Any) -> str:
+    """The value next to a label in an element of its own ("<dt>Author</dt><dd>Ann Lee</dd><dt>Photo</dt>…",
+    "<span>By</span> <span>Ann Lee</span>"): the label's next sibling, not the rest of the line."""
+    line = _text(el)
+    for d in el.iter():
+        text = _text(d) if isinstance(d.tag, str) else ""
+        if not text or text == line:
+            continue  # el itself, or an element wrapping the whole line
+        return _labelled_by(d) if _BARE_LABEL.match(text) else ""  # else the line starts with other text
+    return ""
+
+
+def signature(root: Any) -> str:
+    """A name signed at the end of the article: the last paragraph of a block of text, holding only a name
+    in bold or italics ("<p><b>Ann Lee</b></p>"), as many outlets sign their stories instead of a byline."""
+    for p in root.iter("p"):
+        text = _text(p)
+        marked = [e for e in p.iter("b", "strong", "i", "em") if _text(e) == text]
+        if not marked or not _NAME.match(text) or not 2 <= len(text.split()) <= 4 or _in_comments(p):
+            continue
+        after = [s for s in p.itersiblings() if _text(s)]
+        before = [len(_text(s)) for s in p.itersiblings(preceding=True) if s.tag == "p" and _text(s)]
+        if not after and len(before) >= 2 and sum(before) >= 500:  # the end of an article's text, not of a teaser
+            return text
+    return ""
 
 
 def page_author(raw: str, site_names: list[str]) -> str:
@@ -394,10 +477,13 @@ def page_author(raw: str, site_names: list[str]) -> str:
 
     sites = _site_keys(site_names)
     names = []
-    for name in clean_author(raw).split("; ") if raw else []:
+    for i, name in enumerate(clean_author(raw).split("; ") if raw else []):
         name = _BYLINE_LABEL.sub("", name.strip("'\"“”‘’ ")).strip()
+        name = re.sub(r"\s+\S+@\S+\.\w+$", "", name)  # "Ann Lee ann@example.org"
         k = _key(name)
-        if not k or _NOT_A_NAME.search(name) or _DOMAIN.match(name):
+        if _ORGANISATION.search(name) and i == 0:
+            return ""  # "Example GmbH; Harbourtown; Germany": a company's imprint, the rest its address
+        if not k or _NOT_A_NAME.search(name) or _DOMAIN.match(name) or _ORGANISATION.search(name):
             continue
         # "Interscenario" on interscenar.io, "Jobs & Hire" on jobsnhire.com; but "Helge Fahrnberger" on helge.at is a person.
         if any(k == s or (len(s) > 3 and " " not in name and k.startswith(s)) or (len(k) > 4 and _subsequence(k, s)) for s in sites):
@@ -405,6 +491,10 @@ def page_author(raw: str, site_names: list[str]) -> str:
         words = name.split()
         if len(words) % 2 == 0 and words[: len(words) // 2] == words[len(words) // 2:]:
             words = words[: len(words) // 2]  # "jesusfreak jesusfreak": a name shown twice (avatar text and link)
+        if len(words) > 1 and not words[0][:1].isupper():
+            continue  # "ist der Mann": words of a sentence, not a name ("ann_lee" and "mf" are one word)
+        if len(words) >= 4 and any(w.islower() and not _PARTICLE.fullmatch(w) for w in words):
+            continue  # "Landesamt für Wald und Forst", "Institute of Marine Studies": an institution, not a person
         # "Adam Lee HarborVoice Staff", "HARBOR-Experte Robin Kale": the outlet and a role around a name.
         while len(words) > 2 and (words[-1].lower() in _ROLES or _names_site(words[-1], sites)):
             words.pop()
@@ -447,18 +537,53 @@ def url_date(url: str) -> dt.date | None:
         return None
 
 
+# A day as pages write it in text: "16.08.2019", "2019-08-16", "16. August 2019", "5 de mayo de 2022", "March 3, 2021".
+_DATE_TEXT = (r"(\d{1,2}\.\s?\d{1,2}\.\s?\d{4}|\d{4}-\d\d-\d\d|\d{1,2}\.?\s+(?:de\s+)?[^\W\d]{3,}\.?,?\s+(?:de\s+)?\d{4}"
+              r"|[^\W\d]{3,}\.?\s+\d{1,2},?\s+\d{4})")
+# A line of the page stating its publication date: "Veröffentlicht am 16.08.2019", "Published on March 3, 2021".
+_LABELLED_DATE = re.compile(r"(?:veröffentlicht|publiziert|erschienen|published|publié|publicado|pubblicato)(?:\s+(?:am|on|le|el|il|em))?"
+                            rf"\s*:?\s*{_DATE_TEXT}", re.I)
+
+
+def _day_first(s: str) -> str:
+    """ "07.11.2022" as "2022-11-07": a dotted date is day first, which a date parser may read month first."""
+    m = re.fullmatch(r"(\d{1,2})\.\s?(\d{1,2})\.\s?(\d{4})", s)
+    return f"{m.group(3)}-{int(m.group(2)):02d}-{int(m.group(1)):02d}" if m else s
+
+
+def first_date(text: str) -> str:
+    """The first day written in ``text`` (see ``_DATE_TEXT``), "" without one."""
+    m = re.search(rf"(?<![\w.]){_DATE_TEXT}(?![\w.]\d)", text)
+    return _day_first(m.group(1)) if m else ""
+
+
+def labelled_date(root: Any) -> str:
+    """The date of the first line (an element's text, or the text after a ``<br>``) that starts by labelling it the
+    publication date, outside comment threads ("" without one): not "the report published on …" in a sentence."""
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for text, owner in ((el.text, el), (el.tail, el.getparent())):
+            m = _LABELLED_DATE.match(" ".join((text or "").split()))
+            if m and owner is not None and not _in_comments(owner):
+                return _day_first(m.group(1))
+    return ""
+
+
 def is_default_date(d: dt.datetime) -> bool:
     """January 1st at midnight: what a year-only date or a CMS default becomes."""
     return (d.month, d.day, d.hour, d.minute, d.second) == (1, 1, 0, 0, 0)
 
 
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+# Months' names in English, German, French, Spanish, Italian and Portuguese, by their beginnings.
+_MONTH_STEMS = ["jan|jän|ene|gen", "feb|fév|fev", "mar|mär|mrz", "apr|abr|avr", "may|mai|mag", "jun|juin|giu", "jul|juil|lug",
+                "aug|ago|ao[uû]", "sep|set", "oct|okt|ott|out", "nov", "dec|dez|dic|déc"]
 
 
 def _day_patterns(d: dt.date) -> list[str]:
-    """How pages write a day: "7. Nov. 2022", "Nov 7, 2022", "2022-11-07", "07.11.2022", "11/07/2022"."""
-    mon = _MONTHS[d.month - 1]
-    return [rf"\b0?{d.day}\.?\s*{mon[:3]}\w*\.?,?\s+{d.year}", rf"\b{mon[:3]}\w*\.?\s+{d.day}(?:st|nd|rd|th)?,?\s+{d.year}",
+    """How pages write a day: "7. Nov. 2022", "5 de mayo de 2022", "Nov 7, 2022", "2022-11-07", "07.11.2022", "11/07/2022"."""
+    mon = f"(?:{_MONTH_STEMS[d.month - 1]})"
+    return [rf"\b0?{d.day}\.?\s*(?:de\s+)?{mon}\w*\.?,?\s+(?:de\s+)?{d.year}", rf"\b{mon}\w*\.?\s+{d.day}(?:st|nd|rd|th)?,?\s+{d.year}",
             rf"{d.year}-{d.month:02d}-{d.day:02d}", rf"\b0?{d.day}[./]0?{d.month}[./]{d.year}", rf"\b0?{d.month}/0?{d.day}/{d.year}"]
 
 

@@ -17,8 +17,8 @@ from urllib.parse import urljoin, urlsplit
 
 from ingest.article import Article, article_from_record, clean_author, decode_entities, normalize_text, parse_date
 from ingest.decode import charset_from_content_type, decode_bytes
-from ingest.htmlmeta import (AUTHOR_KEYS, DATE_KEYS, is_default_date, ld_names, only_before_headline, page_author, page_title, read_page,
-                             shows_day, url_date)
+from ingest.htmlmeta import (AUTHOR_KEYS, DATE_KEYS, first_date, is_default_date, ld_names, only_before_headline, page_author, page_title,
+                             read_page, shows_day, url_date)
 from rag.errors import IngestError
 from rag.records import ARTICLE_LIST_KEYS, RecordError, iter_records
 
@@ -210,19 +210,25 @@ def _page_author(ld: dict[str, Any], meta: dict[str, str], guessed: str, publish
 
 
 def _page_date(html: str, pm: Any, guessed: Any, page_url: str, source: str) -> Any:
-    """The article's own date (JSON-LD, <meta>, the URL), else trafilatura's guess when it is not a
-    vocabulary URL's or a site banner's date, or a bare year. A bare January 1st yields to the URL's date
-    of that year, and a UTC time stamp to the local day the URL, or the dateline by the headline, spells."""
+    """The article's own date (JSON-LD, <meta>, a line labelled "Published …", the URL), else trafilatura's guess
+    when it is not a vocabulary URL's or a site banner's date, or a bare year, and the headline shows it, else the
+    dateline under the headline. When the statements disagree, the one the page shows wins. A bare January 1st, a
+    day more than two days after the URL's, or an unstated day other than the URL's yields to the URL's date, and a
+    UTC time stamp to the local day the URL, or the dateline by the headline, spells."""
     from_url = url_date(page_url)
     d = None
     said_utc = False  # the page wrote its time stamp in UTC (not a local time given without a zone)
-    for stated in (_as_str(pm.ld.get("datePublished")), *(pm.meta.get(k, "") for k in DATE_KEYS)):
-        # The next candidate is tried when one cannot be read ("Monday", "TBD") or is a bare year (a cited work's
-        # "1988" in a reference list's microdata is no day): not worth a warning.
-        d = parse_date(stated, where=source, quiet=True) if stated and not re.fullmatch(r"\s*\d{4}\s*", stated) else None
-        if d is not None:
-            said_utc = bool(re.search(r"(?:Z|[+-]00:?00|GMT|UTC)\s*$", stated.strip(), re.I))
-            break
+    # A candidate that cannot be read ("Monday", "TBD") or is a bare year (a cited work's "1988" in a reference
+    # list's microdata is no day) gives way to the next: not worth a warning.
+    stated = [(v, parse_date(v, where=source, quiet=True)) for v in dict.fromkeys(
+        (_as_str(pm.ld.get("datePublished")), *(pm.meta.get(k, "") for k in DATE_KEYS), pm.dateline))
+        if v and not re.fullmatch(r"\s*\d{4}\s*", v)]
+    stated = [(v, x) for v, x in stated if x is not None]
+    if stated:
+        # When the page's statements disagree, the first whose day the page shows (give or take a day: a time zone) wins.
+        shown = [(v, x) for v, x in stated if any(shows_day(pm.visible_text, x.date() + dt.timedelta(days=k)) for k in (0, -1, 1))]
+        v, d = (shown or stated)[0]
+        said_utc = bool(re.search(r"(?:Z|[+-]00:?00|GMT|UTC)\s*$", v.strip(), re.I))
     if d is None and guessed:
         g = parse_date(guessed, where=source, quiet=True)
         if g is not None and ((g.year, g.month) in pm.namespace_months or only_before_headline(html, g.date())):
@@ -230,7 +236,15 @@ def _page_date(html: str, pm: Any, guessed: Any, page_url: str, source: str) -> 
             g = None
         # A guessed January 1st at midnight is a year found somewhere on the page (a copyright line), not a day.
         d = None if g is not None and is_default_date(g) else g
-    if from_url and (d is None or (is_default_date(d) and d.year == from_url.year)):
+    if not stated and not (d is not None and shows_day(_near_headline(pm), d.date())):
+        # No stated date, and no guess shown by the headline (trafilatura may take a modified date or a comment's):
+        # a dateline right under the headline ("Von Ann Lee, 07 Dezember, 2022") is the article's.
+        line = first_date(_near_headline(pm, before=0, after=200))
+        d = (parse_date(line, where=source, quiet=True) if line else None) or d
+    # The URL's day is fixed when a story first appears: a stated day well after it is a re-publication or a move,
+    # and a day read from the text (a dateline, trafilatura's guess) that differs from it is another event's.
+    if from_url and (d is None or (is_default_date(d) and d.year == from_url.year) or (d.date() - from_url).days > 2
+                     or (not stated and d.date() != from_url)):
         return parse_date(from_url, where=source)
     if d is not None and d.utcoffset() == dt.timedelta(0):
         # A UTC time stamp on a page whose URL, or else whose headline's surroundings (and not the UTC day), spell
@@ -247,11 +261,11 @@ def _page_date(html: str, pm: Any, guessed: Any, page_url: str, source: str) -> 
     return d
 
 
-def _near_headline(pm: Any) -> str:
+def _near_headline(pm: Any, before: int = 300, after: int = 600) -> str:
     """The page's text around its first ``<h1>``, where a dateline stands ("" without one)."""
     h1 = " ".join(pm.h1_parts[0]) if pm.h1_parts else ""
     at = pm.visible_text.find(h1) if h1 else -1
-    return pm.visible_text[max(0, at - 300): at + len(h1) + 600] if at >= 0 else ""
+    return pm.visible_text[max(0, at - before): at + len(h1) + after] if at >= 0 else ""
 
 
 def _as_str(v: Any) -> str:

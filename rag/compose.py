@@ -28,7 +28,7 @@ import numpy as np
 from rag.citations import CheckedSentence, PassageIndex, is_refusal, render, strip_markers, support_score
 from rag.generators.base import GenerationInput, Generator
 from rag.generators.chat import format_passages
-from rag.planner import CHOICE, ENTITY, YES_NO, QuestionPlan, first_wants_later, outlet_clause
+from rag.planner import CHOICE, ENTITY, YES_NO, QuestionPlan, first_wants_later, outlet_clause, reports_named
 from rag.prompts import CHOICE_TASK, CLAIM_USER, ENTITY_TASK, SHORT_SYSTEM, SHORT_USER, VERDICT_TASK
 from rag.policy import evidence_text, required_coverage, topic
 from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support
@@ -163,23 +163,32 @@ def _quoted(numbers: Sequence[int], index: Mapping[int, PassageIndex], vectors: 
 
 
 def _evidence_numbers(inp: GenerationInput, parts: Parts, limit: int = 3, want: Callable[[int], bool] = lambda n: True) -> list[int]:
-    """One passage per searched part (each outlet the question names), then the best of the rest: distinct articles."""
+    """The passages an answer quotes, from distinct articles: for each outlet the question names, as many of its
+    articles as the question names reports of it (its own search's passages first); then the best of the rest,
+    up to the reports the question is about (``limit`` when it names no outlet)."""
     chosen: list[int] = []
     articles: set[str] = set()
 
-    def take(n: int) -> None:
+    def take(n: int) -> bool:
         p = inp.index[n].passage
-        if n not in chosen and p.article_id not in articles and want(n) and inp.index[n].sentences:
-            chosen.append(n)
-            articles.add(p.article_id)
+        if n in chosen or p.article_id in articles or not want(n) or not inp.index[n].sentences:
+            return False
+        chosen.append(n)
+        articles.add(p.article_id)
+        return True
 
-    for _, numbers in parts:
-        for n in numbers:
-            if n in inp.index and want(n) and inp.index[n].passage.article_id not in articles:
-                take(n)
+    reports = reports_named(inp.question, [label for label, _ in parts])
+    for label, numbers in parts:
+        # Measured: for an outlet named twice, its articles in retrieval order beat the one closest to each naming.
+        own = [n for n in numbers if n in inp.index] + [p.number for p in inp.passages if p.source == label]
+        got = 0
+        for n in own:
+            if got >= reports[label]:
                 break
-    for p in inp.passages:  # the question names no outlet (or none of them had a passage): the best articles
-        if len(chosen) >= (1 if parts else limit):
+            got += take(n)
+    target = max(sum(reports.values()), len(parts)) if parts else limit
+    for p in inp.passages:  # the best of the rest (all of them when the question names no outlet)
+        if len(chosen) >= target:
             break
         take(p.number)
     return chosen[: max(limit, len(parts))]

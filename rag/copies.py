@@ -53,6 +53,13 @@ def joined(m: ChunkMeta) -> bool:
     return bool(m.group) and m.group not in (m.article_id, own_group(m.article_id, m.content_hash))
 
 
+def story(p: Passage) -> frozenset[str]:
+    """The articles of a passage's syndicated story: its own and the copies ``with_copies`` listed. That lists
+    every stored member of the group whatever the filters, so the passages of one story that different searches
+    found share this key."""
+    return frozenset((p.article_id, *(c.article_id for c in p.also_published)))
+
+
 def _first(m: ChunkMeta) -> tuple[bool, float, str]:
     """Sort key: earliest publication first (as instants: copies carry other time zones), undated last."""
     try:

@@ -17,6 +17,7 @@ import numpy as np
 
 from rag.citations import CheckedSentence, PassageIndex, build_index, check_sentences, is_refusal, parse_markers, render
 from rag.config import Settings
+from rag.copies import story
 from rag.dates import resolve as resolve_dates
 from rag.embed import SentenceTransformerEmbedding
 from rag.errors import GeneratorError, QuestionError
@@ -176,21 +177,48 @@ def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransform
         return Retrieved(tuple(main), np.asarray(qvec, dtype=np.float32))
     found = [(label, retriever.retrieve(text, flt, k=2, recency=plan.recency, qvec=qvec if text == plan.question else None, boost=boost))
              for label, text, flt in searches]
+    # One copy of a syndicated story, as within each search (rag.copies), though the searches may have found
+    # different copies: a story's passages come from the copies that one tier of searches found. The outlets the
+    # question names come first: asked what Harbor Ledger reported, the user needs Harbor Ledger's copy (it is
+    # what the answer says Harbor Ledger published), which lists the earliest copy, the likely original, among
+    # its "also published"; each outlet named keeps its copy, since the answer quotes each. Otherwise the main
+    # search's copy, then that of the first report of "which came first" that found the story.
+    searched = [ps for _, ps in found]
+    tiers = [[main], *([ps] for ps in searched)] if question is not None and question.kind == FIRST else [searched, [main]]
+    copies: dict[frozenset[str], list[Passage]] = {}  # a story -> the passages that may stand for it, best first
+    for tier in tiers:
+        here: dict[frozenset[str], list[Passage]] = {}
+        for p in (p for ps in tier for p in ps):
+            here.setdefault(story(p), []).append(p)
+        for key, ps in here.items():
+            copies.setdefault(key, ps)
+    chosen = {key: {p.article_id for p in ps} for key, ps in copies.items()}
     # The best passage for the whole question, then the best for each part, then the rest.
-    order = main[:1] + [ps[0] for _, ps in found if ps] + main[1:] + [p for _, ps in found for p in ps[1:]]
+    order = main[:1] + [ps[0] for ps in searched if ps] + main[1:] + [p for ps in searched for p in ps[1:]]
     merged: list[Passage] = []
     seen: set[str] = set()
     per: dict[str, int] = {}
+    first_of: dict[frozenset[str], int] = {}  # a story -> the number of its first passage kept
     for p in order:
-        if p.chunk_id in seen or per.get(p.article_id, 0) >= per_article:
+        key = story(p)
+        if p.article_id not in chosen[key]:  # another copy: the chosen copy's next passage takes its rank
+            p = next((q for q in copies[key] if q.chunk_id not in seen), p)
+        if p.chunk_id in seen or p.article_id not in chosen[key] or per.get(p.article_id, 0) >= per_article:
             continue
         seen.add(p.chunk_id)
         per[p.article_id] = per.get(p.article_id, 0) + 1
         merged.append(dataclasses.replace(p, number=len(merged) + 1))
+        first_of.setdefault(key, len(merged))
         if len(merged) >= k:
             break
     number = {p.chunk_id: p.number for p in merged}
-    parts = tuple((label, tuple(number[p.chunk_id] for p in ps if p.chunk_id in number)) for label, ps in found)
+
+    def numbers(ps: list[Passage]) -> tuple[int, ...]:
+        # A part's passage from a copy not shown counts as its story's passage shown instead.
+        nums = (number.get(p.chunk_id) or (first_of.get(story(p)) if p.article_id not in chosen[story(p)] else None) for p in ps)
+        return tuple(dict.fromkeys(n for n in nums if n))
+
+    parts = tuple((label, numbers(ps)) for label, ps in found)
     return Retrieved(tuple(merged), np.asarray(qvec, dtype=np.float32), parts)
 
 

@@ -161,3 +161,37 @@ def outlet_clause(question: str, outlet: str) -> str:
     start = min(starts)
     end = re.search(r",\s+(?:while|and|but|whereas)\s+|;\s+|\s+(?:while|whereas)\s+", question[start:])
     return question[start: start + end.start()] if end else question[start:]
+
+
+def _mentions(question: str, outlet: str) -> list[tuple[int, int]]:
+    """Where the question names the outlet; overlapping names ("The Independent - Sports", "The Independent") once."""
+    spans = sorted((m.start(), m.end()) for a in _aliases(outlet) for m in re.finditer(r"(?<![\w])" + re.escape(a) + r"(?![\w])", question))
+    merged: list[tuple[int, int]] = []
+    for s, e in spans:
+        if merged and s < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+def outlet_mentions(question: str, outlet: str) -> int:
+    """How many times the question names the outlet ("the TechCrunch article ... the later TechCrunch report": 2)."""
+    return len(_mentions(question, outlet))
+
+
+# "between the report of 28 September and the subsequent one", "both articles", "another report": two reports.
+_TWO_REPORTS = re.compile(r"\bbetween\b[^?]{0,80}?\b(?:reports?|articles?|pieces?|stor(?:y|ies)|coverage|publications?)\b"
+                          r"|\b(?:subsequent|another|both|former|latter|two\s+(?:articles|reports|pieces))\b"
+                          r"|\b(?:earlier|later|previous|prior|follow-up|second)\s+(?:article|report|piece|story|coverage)\b", re.I)
+
+
+def reports_named(question: str, outlets: Iterable[str]) -> dict[str, int]:
+    """For each outlet the question names, how many of its reports the question is about: each naming counts,
+    and a question naming one outlet but two reports ("Has TechCrunch's view changed between the article
+    of 28 September and the subsequent one?") is about two of that outlet's."""
+    counts = {o: max(1, outlet_mentions(question, o)) for o in outlets}
+    if len(counts) == 1 and _TWO_REPORTS.search(question):
+        (only,) = counts
+        counts[only] = max(counts[only], 2)
+    return counts

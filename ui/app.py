@@ -176,7 +176,7 @@ if (!window.__bylineInstalled) {
   const goTo = (chip) => {
     const t = num(chip, 't'), n = num(chip, 'n');
     showTurn(t);
-    const card = document.getElementById('byline-cite-' + t + '-' + n) || document.getElementById('byline-src-' + t + '-' + n);
+    const card = document.getElementById('byline-cite-' + t + '-' + n) || document.querySelector('#byline-chat .byline-src.byline-t-' + t + '.byline-n-' + n);
     if (!card) return;
     card.scrollIntoView({behavior: 'smooth', block: 'center'});
     flash(card);

@@ -339,31 +339,42 @@ def _md_source(item: Citation | Passage) -> str:
     return f"{head} — {_md(item.source or 'unknown outlet')} — {item.date or 'date unknown'}"
 
 
-def _strip_chip(item: Citation | Passage, turn: int, numbered: bool) -> str:
-    """One chip of the strip under an answer: (number) outlet · date · title, a link to the article."""
-    n = int(item.number)
-    inner = ((f'<span class="byline-src-n">{n}</span> ' if numbered else "")
+def strip_items(citations: Sequence[Citation]) -> list[tuple[Citation, list[int]]]:
+    """The strip's chips: each cited article once (an answer may cite two passages of one), with the numbers
+    of the citations that point into it, in the order of their first number."""
+    by_article: dict[str, tuple[Citation, list[int]]] = {}
+    for c in sorted(citations, key=lambda c: c.number):
+        by_article.setdefault(c.article_id or c.chunk_id, (c, []))[1].append(int(c.number))
+    return list(by_article.values())
+
+
+def _strip_chip(item: Citation | Passage, turn: int, numbers: Sequence[int] = ()) -> str:
+    """One chip of the strip under an answer: (numbers) outlet · date · title, a link to the article; unnumbered
+    without ``numbers`` (the closest articles of a refusal)."""
+    nums = [int(n) for n in numbers]
+    inner = ((f'<span class="byline-src-n">{", ".join(map(str, nums))}</span> ' if nums else "")
              + f'<span class="byline-src-meta">{esc_chat(item.source or "unknown outlet")} · {esc_chat(item.date or "date unknown")}</span> '
              + f'<span class="byline-src-title">{esc_chat(item.title or "(untitled)")}</span>')
-    ident = f'id="byline-src-{int(turn)}-{n}" ' if numbered else ""
+    ident = f'id="byline-src-{int(turn)}-{nums[0]}" ' if nums else ""
+    # A class per number: the page's script finds the chip of any citation (one id per element only).
+    classes = f"byline-src byline-t-{int(turn)} " + " ".join(f"byline-n-{n}" for n in nums or [int(item.number)])
     u = safe_url(item.url)
     if u:
-        return (f'<a class="byline-src byline-t-{int(turn)} byline-n-{n}" {ident}href="{esc(u)}" target="_blank" '
-                f'rel="noopener noreferrer">{inner}</a>')
-    return f'<span class="byline-src byline-t-{int(turn)} byline-n-{n}" {ident}>{inner}</span>'
+        return f'<a class="{classes}" {ident}href="{esc(u)}" target="_blank" rel="noopener noreferrer">{inner}</a>'
+    return f'<span class="{classes}" {ident}>{inner}</span>'
 
 
 def answer_footer(answer: Answer, turn: int) -> str:
     """Under a finished answer: its own sources (so they stay reachable after later answers), Copy
     buttons, and the texts they copy (hidden; the page's script reads them)."""
     if answer.refused:
-        items, label, numbered = closest_articles(answer), "Closest articles", False
+        items, label = [(p, []) for p in closest_articles(answer)], "Closest articles"
     else:
-        items, label, numbered = sorted(answer.citations, key=lambda c: c.number), "Sources", True
+        items, label = strip_items(answer.citations), "Sources"
     parts = [f'<div class="byline-foot byline-t-{int(turn)}">']
     if items:
         parts.append(f'<div class="byline-strip"><button type="button" class="byline-show byline-t-{int(turn)}">{label}</button>'
-                     + "".join(_strip_chip(i, turn, numbered) for i in items) + "</div>")
+                     + "".join(_strip_chip(i, turn, nums) for i, nums in items) + "</div>")
     parts.append('<div class="byline-actions"><button type="button" class="byline-copy byline-fmt-text">Copy</button>'
                  '<button type="button" class="byline-copy byline-fmt-md">Copy as Markdown</button></div>')
     for cls, text in (("byline-copytext", answer_plain_text(answer)), ("byline-copymd", answer_markdown(answer))):

@@ -67,6 +67,21 @@ def test_two_outlet_verdict_quotes_each_outlet_and_cites_it(embedder) -> None:
     assert [c.source for c in citations] == ["Metro Wire", "Harbour Gazette"] and "judgement" in notes[0]
 
 
+def test_a_verdict_on_two_reports_of_one_outlet_quotes_both(embedder) -> None:
+    later = _p(4, "Metro Wire", "2024-03-16", "Metro Wire learned that the Port of Saltmere reopened with new storm barriers.")
+    passages = [*PASSAGES, later]
+    q = "Did Metro Wire's account of the Port of Saltmere change between its report on the storm and the subsequent one?"
+    plan = plan_question(q, OUTLETS)
+    assert plan.outlets == ("Metro Wire",)
+    text, citations, _ = compose_verdict(plan, "yes", _inp(embedder, q, passages), [("Metro Wire", (1,))], embedder.embed)
+    # Both Metro Wire articles are quoted, the one its own search found first; no other outlet's.
+    assert [c.article_id for c in citations] == ["a1", "a4"] and "Riverton" not in text and "Harbour" not in text
+    # Named once and about one report: one quote.
+    q = "Did Metro Wire report that the Port of Saltmere closed?"
+    _, citations, _ = compose_verdict(plan_question(q, OUTLETS), "yes", _inp(embedder, q, passages), [("Metro Wire", (1,))], embedder.embed)
+    assert [c.article_id for c in citations] == ["a1"]
+
+
 def test_a_name_is_kept_only_when_the_passages_hold_it(embedder) -> None:
     q = "Who ordered ships to anchor when the port closed?"
     inp = _inp(embedder, q)

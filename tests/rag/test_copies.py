@@ -125,3 +125,41 @@ def test_a_group_left_with_one_article_lists_no_copies(tmp_path: Path, embedder)
         ing.ingest([files[gone]])
         ids = {Path(a.origin).name: a.id for a in ing.store.articles()}
         assert r.retrieve(q, k=4)[0].also_published
+
+
+def test_searches_for_the_outlets_a_question_names_add_no_second_copy_of_a_story(archive: Ingestor) -> None:
+    import datetime as dt
+
+    from rag.pipeline import plan_search, retrieve
+    from rag.planner import plan_question
+    from rag.types import Filters
+
+    r = Retriever(archive.settings, archive.store, archive.embedder)
+    group_of = {aid: g for g, arts in stored_groups(archive.store).items() for aid in arts}
+    source_of = {a.id: a.source for a in archive.store.articles()}
+    sources = r.archive_sources()
+
+    def shown(q: str):
+        plan = plan_search(q, Filters(), dt.date(2024, 8, 1), r.archive_months(), sources)
+        got = retrieve(plan, r, archive.embedder, 8, plan_question(q, sources))
+        copies: dict[str, set[str]] = {}
+        for p in got.passages:
+            copies.setdefault(group_of[p.article_id], set()).add(source_of[p.article_id])
+        return got, copies
+
+    ferry = group_of[next(a.id for a in archive.store.articles() if a.source == "Tidewater Wire")]
+    # Harbor Ledger's copy of the wire story: the main search finds the wire's (the earliest) and the outlet search Harbor Ledger's.
+    got, copies = shown("Did Harbor Ledger report that the Gull Island ferry was halted over a crack in the hull?")
+    assert copies[ferry] == {"Harbor Ledger"}
+    [(label, nums)] = got.parts
+    p = next(p for p in got.passages if group_of[p.article_id] == ferry)
+    assert label == "Harbor Ledger" and p.number in nums and p.source == "Harbor Ledger"
+    assert [c.source for c in p.also_published] == ["Tidewater Wire", "Coast Daily"]  # the earliest, the likely original, first
+    # Two outlets named, each with a copy: one copy each, and not the wire's besides.
+    got, copies = shown("What did Coast Daily and Harbor Ledger say about the Gull Island ferry crack?")
+    assert copies[ferry] == {"Coast Daily", "Harbor Ledger"}
+    assert len({p.article_id for p in got.passages if group_of[p.article_id] == ferry}) == 2
+    assert all(nums for _, nums in got.parts)
+    # "Which came first": one copy of each story, and each report has its passage.
+    got, copies = shown("Which came first: the Gull Island ferry crack or the Miro valley apricot frost?")
+    assert all(len(srcs) == 1 for srcs in copies.values()) and len(got.parts) == 2 and all(nums for _, nums in got.parts)

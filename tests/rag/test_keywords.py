@@ -209,16 +209,22 @@ def test_index_is_consistent_after_a_writer_is_killed_mid_write(tmp_path: Path, 
     assert mid_write, "no kill landed inside a write"
 
 
-def test_reindex_repairs_a_corrupted_index_and_a_start_detects_one(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    data = tmp_path / "b"
-    rng = random.Random(3)
+def _small_archive(data: Path, n: int, seed: int) -> tuple[dict[str, list[tuple[str, float]]], Path]:
+    """An archive of ``n`` articles of 3 chunks in ``data``, closed: each query's results and the keyword index's file."""
+    rng = random.Random(seed)
     store = Store(Settings(data_dir=data))
-    for i in range(6):
+    for i in range(n):
         store.upsert(*article(f"a{i}", 0, 3, rng))
     want = {q: _all(store, q) for q in QUERIES}
     path = store.keywords.path
     store.close()
     forget_clients()
+    return want, path
+
+
+def test_reindex_repairs_a_corrupted_index_and_a_start_detects_one(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = tmp_path / "b"
+    want, path = _small_archive(data, 6, seed=3)
 
     def corrupt() -> None:
         raw = bytearray(path.read_bytes())
@@ -249,14 +255,7 @@ def test_a_file_of_another_format_is_rebuilt_once_and_said_to_be_an_upgrade(tmp_
     import sqlite3
 
     data = tmp_path / "c"
-    rng = random.Random(4)
-    store = Store(Settings(data_dir=data))
-    for i in range(4):
-        store.upsert(*article(f"a{i}", 0, 3, rng))
-    want = {q: _all(store, q) for q in QUERIES}
-    path = store.keywords.path
-    store.close()
-    forget_clients()
+    want, path = _small_archive(data, 4, seed=4)
     with sqlite3.connect(path) as conn:  # as an older Byline left it
         conn.execute("UPDATE info SET value = '0' WHERE key = 'format'")
     store = Store(Settings(data_dir=data))

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from rag.planner import CHOICE, ENTITY, FIRST, OPEN, OUTLET, PUBLISHED, YES_NO, first_wants_later, match_outlets, outlet_clause, plan_question
+from rag.planner import (
+    CHOICE,
+    ENTITY,
+    FIRST,
+    OPEN,
+    OUTLET,
+    PUBLISHED,
+    YES_NO,
+    first_wants_later,
+    match_outlets,
+    outlet_clause,
+    outlet_mentions,
+    plan_question,
+    reports_named,
+)
 
 OUTLETS = ["The Verge", "TechCrunch", "The Age", "The Roar | Sports Writers Blog", "Cnbc | World Business News Leader",
            "The Independent - Sports", "The Independent - Life and Style", "Metro Wire", "Harbour Gazette"]
@@ -64,3 +78,14 @@ def test_outlet_clause_is_the_part_of_the_question_about_that_outlet() -> None:
     assert outlet_clause(q, "The Verge") == "The Verge' say that the deal was unnecessary"
     assert outlet_clause(q, "TechCrunch") == "TechCrunch' calls it anticompetitive?"
     assert outlet_clause(q, "Metro Wire") == ""
+
+
+def test_reports_named_counts_each_naming_and_two_reports_of_one_outlet() -> None:
+    q = "Did the Metro Wire article on the storm and the later Metro Wire report on repairs agree, unlike Riverton Post?"
+    assert outlet_mentions(q, "Metro Wire") == 2 and outlet_mentions(q, "Harbour Gazette") == 0
+    assert outlet_mentions("Did The Independent - Sports report the score?", "The Independent - Sports") == 1
+    assert reports_named(q, ["Metro Wire", "Riverton Post"]) == {"Metro Wire": 2, "Riverton Post": 1}
+    changed = "Has Metro Wire's view of the port changed between the article of 12 March and the subsequent one?"
+    assert reports_named(changed, ["Metro Wire"]) == {"Metro Wire": 2}
+    # Two things named ("between Saltmere and Riverton") are not two reports.
+    assert reports_named("Did Metro Wire report a ferry between Saltmere and Riverton?", ["Metro Wire"]) == {"Metro Wire": 1}

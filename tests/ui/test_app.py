@@ -154,6 +154,20 @@ def test_each_answer_keeps_its_own_sources() -> None:
     assert '<a class="byline-title" href="https://valleycourier.example/mayor"' in panel
 
 
+def test_the_strip_shows_each_cited_article_once_with_its_citation_numbers() -> None:
+    # Two passages of one article cited ([1] and [3]), between them another article's.
+    a = _answer(text="Passed 7-2 [1]. Mayor spoke [2]. Overtime pay rose [3].",
+                citations=[_cit(1, article_id="budget"), _cit(2, article_id="mayor", title="Mayor speaks", url="https://valleycourier.example/m"),
+                           _cit(3, article_id="budget", chunk_id="budget:1")])
+    assert [(c.article_id, nums) for c, nums in fmt.strip_items(a.citations)] == [("budget", [1, 3]), ("mayor", [2])]
+    strip = re.search(r'<div class="byline-strip">.*?</div>', fmt.answer_chat_message(a, turn=5)).group(0)
+    chips = re.findall(r'<a class="byline-src byline-t-5 ([^"]*)" id="byline-src-5-(\d+)" href="([^"]+)"', strip)
+    assert chips == [("byline-n-1 byline-n-3", "1", "https://valleycourier.example/x"), ("byline-n-2", "2", "https://valleycourier.example/m")]
+    assert re.findall(r'<span class="byline-src-n">([^<]*)</span>', strip) == ["1, 3", "2"]
+    # Each citation keeps its own card in the panel (their quotes differ).
+    assert _card_numbers(fmt.sources_panel(a, 5)) == [1, 2, 3]
+
+
 def test_refusal_is_one_sentence_with_the_closest_articles_as_cards() -> None:
     near = [Passage(number=i, chunk_id=f"a{i}:0", article_id=f"a{i % 2}", title=f"Story {i % 2}", source="Metro Wire", date="2024-03-07",
                     url=f"https://metro.example/{i % 2}", text="x", full_text="Some text.", start=0, end=9, score=0.2) for i in range(1, 4)]

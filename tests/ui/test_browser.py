@@ -225,6 +225,8 @@ def test_answer_one_keeps_its_sources_after_answer_two(browser: Any, server: tup
     strip1 = first.locator(".byline-strip a.byline-src")
     assert strip1.count() >= 1 and "Metro Wire" in strip1.first.inner_text()
     assert strip1.first.get_attribute("href").startswith("https://") and strip1.first.get_attribute("target") == "_blank"
+    hrefs = strip1.evaluate_all("els => els.map(e => e.href)")
+    assert len(hrefs) == len(set(hrefs)), hrefs  # each article once, however many of its passages are cited
     assert "Metro Wire" not in " ".join(second.locator(".byline-strip").all_inner_texts()) or "Saltmere" in second.inner_text()
     # The panel shows the latest answer; answer 1's marker brings its own cards back.
     assert "Saltmere" in page.locator("#byline-sources .byline-current").inner_text()
