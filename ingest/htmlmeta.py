@@ -102,12 +102,14 @@ def read_page(html: str) -> PageMeta:
     for bad in doc.xpath("//script|//style|//noscript|//template"):
         bad.drop_tree()
     body = doc.find("body")
+    root = body if body is not None else doc
     # Text nodes joined with a space: "Headline</h1><p>07.11.2022" must not read "Headline07.11.2022".
-    pm.visible_text = " ".join(" ".join((body if body is not None else doc).itertext()).split())
+    pm.visible_text = " ".join(" ".join(root.itertext()).split())
     pm.visible_chars = len(pm.visible_text)
-    pm.bylines += labelled_bylines(body if body is not None else doc)
-    pm.bylines += [s for s in [signature(body if body is not None else doc)] if s]
-    pm.dateline = labelled_date(body if body is not None else doc)
+    pm.bylines += labelled_bylines(root)
+    if signed := signature(root):
+        pm.bylines.append(signed)
+    pm.dateline = labelled_date(root)
     return pm
 
 

@@ -155,10 +155,10 @@ def plan_question(question: str, sources: Iterable[str] = ()) -> QuestionPlan:
 def outlet_clause(question: str, outlet: str) -> str:
     """The part of the question about one outlet: from where it is named to the next clause
     ("Does The Verge say X, while The Age implies Y?" -> "The Verge say X"); '' when it is not named."""
-    starts = [m.start() for a in _aliases(outlet) for m in re.finditer(r"(?<![\w])" + re.escape(a) + r"(?![\w])", question)]
-    if not starts:
+    spans = _mentions(question, outlet)
+    if not spans:
         return ""
-    start = min(starts)
+    start = spans[0][0]
     end = re.search(r",\s+(?:while|and|but|whereas)\s+|;\s+|\s+(?:while|whereas)\s+", question[start:])
     return question[start: start + end.start()] if end else question[start:]
 
