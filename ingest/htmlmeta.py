@@ -495,6 +495,7 @@ def page_author(raw: str, site_names: list[str]) -> str:
             words = words[: len(words) // 2]  # "jesusfreak jesusfreak": a name shown twice (avatar text and link)
         if len(words) > 1 and not words[0][:1].isupper():
             continue  # "ist der Mann": words of a sentence, not a name ("ann_lee" and "mf" are one word)
+        words = _without_written_for(words)
         if len(words) >= 4 and any(w.islower() and not _PARTICLE.fullmatch(w) for w in words):
             continue  # "Landesamt für Wald und Forst", "Institute of Marine Studies": an institution, not a person
         # "Adam Lee HarborVoice Staff", "HARBOR-Experte Robin Kale": the outlet and a role around a name.
@@ -507,6 +508,25 @@ def page_author(raw: str, site_names: list[str]) -> str:
 
 
 _ROLES = {"staff", "writer", "reporter", "correspondent", "contributor", "editor"}
+# Words that make "X Y for Z" a body's name ("National Center for Health Statistics"), not a writer's byline.
+_BODY_WORDS = {"agency", "alliance", "association", "board", "bureau", "campaign", "center", "centre", "coalition",
+               "college", "commission", "committee", "council", "department", "foundation", "fund", "initiative",
+               "institute", "ministry", "network", "office", "partnership", "program", "programme", "project",
+               "school", "society", "trust", "union", "university"}
+
+
+def _without_written_for(words: list[str]) -> list[str]:
+    """ "Ann Lee for The Times" -> "Ann Lee": a writer and the outlet the story was written for.
+
+    Only a two- or three-word name before "for", all capitalised, and not a body's name."""
+    if "for" not in words[2:4]:
+        return words
+    name, rest = words[: words.index("for")], words[words.index("for") + 1:]
+    if rest[:1] == ["the"]:
+        rest = rest[1:]  # "for the Guardian"
+    if rest and rest[0][:1].isupper() and all(w[:1].isupper() for w in name) and not {w.lower() for w in name} & _BODY_WORDS:
+        return name
+    return words
 
 
 def _names_site(word: str, sites: set[str]) -> bool:

@@ -181,6 +181,11 @@ def test_a_teaser_byline_for_another_story_is_not_the_author():
     ("Unbenannt", ""),
     ("Jose de la Cruz and Ann Lee", "Jose de la Cruz and Ann Lee"),  # particles and "and" are a name's words
     ("Kim Se Ri", "Kim Se Ri"),  # not the legal form "SE"
+    ("Ann Lee for The Times", "Ann Lee"),  # the writer, and the outlet she wrote it for
+    ("By Jose Ruiz Vega for Reuters", "Jose Ruiz Vega"),
+    ("Mia Haller for the Guardian", "Mia Haller"),
+    ("National Center for Health Statistics", ""),  # a body's name
+    ("Bayerische Landesanstalt für Wald und Forstwirtschaft", ""),
 ])
 def test_page_author_drops_organisations_and_non_names(raw, expected):
     assert page_author(raw, []) == expected
