@@ -186,8 +186,9 @@ class _ClientRegistry:
 
     # write lock
     @contextlib.contextmanager
-    def write_lock(self, key: str, lock_file: Path | None) -> Iterator[None]:
-        """Re-entrant across this process's threads; with ``lock_file`` also across processes (flock)."""
+    def write_lock(self, key: str, lock_file: Path | None) -> Iterator[int]:
+        """Re-entrant across this process's threads; with ``lock_file`` also across processes (flock).
+        Yields how deep this thread now holds it (1: the outermost hold)."""
         with self._lock:
             rlock = self._write_locks[key]
         with rlock:
@@ -196,7 +197,7 @@ class _ClientRegistry:
             if lock_file is None or depth.get(key, 0) > 0:
                 depth[key] = depth.get(key, 0) + 1
                 try:
-                    yield
+                    yield depth[key]
                 finally:
                     depth[key] -= 1
                 return
@@ -205,7 +206,7 @@ class _ClientRegistry:
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 depth[key] = 1
                 try:
-                    yield
+                    yield 1
                 finally:
                     depth[key] = 0
                     fcntl.flock(fh, fcntl.LOCK_UN)

@@ -100,7 +100,7 @@ class Store:
         last: Exception | None = None
         for attempt in range(4):
             try:
-                with contextlib.nullcontext() if self.settings.uses_server else self.write_lock():
+                with contextlib.nullcontext() if self.settings.uses_server else self.write_lock(catch_up=False):
                     self.client = CLIENTS.client(self.settings, self._key)
                     coll = self.client.get_or_create_collection(
                         name=self.settings.collection,
@@ -315,13 +315,18 @@ class Store:
 
     # --- writes --------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def write_lock(self) -> Iterator[None]:
+    def write_lock(self, catch_up: bool = True) -> Iterator[None]:
         """Serialise writers on an embedded folder across threads and processes (re-entrant).
 
-        A Chroma server serialises writes itself; there this only serialises this process's threads.
+        On taking the lock, a client that another process has written past is reopened first: an embedded
+        client keeps its vector index in memory, and writing through a stale one persists an index without
+        the other process's vectors (their metadata kept, their vectors gone). A Chroma server serialises
+        writes itself; there this only serialises this process's threads.
         """
         lock_file = None if self.settings.uses_server else self.settings.resolved_chroma_path / ".byline-write.lock"
-        with CLIENTS.write_lock(self._key, lock_file):
+        with CLIENTS.write_lock(self._key, lock_file) as depth:
+            if catch_up and lock_file is not None and depth == 1:
+                self.version_state()
             yield
 
     @contextlib.contextmanager
