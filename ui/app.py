@@ -30,6 +30,7 @@ import threading
 import time
 import unicodedata
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -689,6 +690,8 @@ class BylineUI:
         with self._lock:
             if self._export_dir is None:  # private (0700) and under the temp folder, where Gradio serves files from
                 self._export_dir = Path(tempfile.mkdtemp(prefix="byline-export-"))
+                # A conversation is private: its exports go when the chat does, not linger in /tmp.
+                weakref.finalize(self, shutil.rmtree, str(self._export_dir), True)
         path = self._export_dir / f"byline-conversation-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.md"
         path.write_text("# Byline conversation\n\n" + "\n\n".join(turns) + "\n", encoding="utf-8")
         return str(path)

@@ -10,6 +10,8 @@ import argparse
 import html
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -302,6 +304,18 @@ def test_export_is_the_conversation_in_markdown_with_sources(settings: Settings)
     assert text.startswith("# Byline conversation\n\n## How did the vote go?\n\nPassed 7-2 [\\[1\\]](https://valleycourier.example/x).")
     assert "## And the mayor?" in text and "1. [Mayor \\[speaks\\]](https://valleycourier.example/x) — Valley Courier — 2024-01-18" in text
     assert ui.clear()[1]["exported"] == []
+
+
+def test_exported_conversations_are_removed_when_the_chat_ends(tmp_path: Path) -> None:
+    code = ("import sys; from pathlib import Path; from rag.config import Settings; from ui.app import BylineUI\n"
+            "ui = BylineUI(Settings(data_dir=Path(sys.argv[1])))\n"
+            "print(ui.export({'exported': ['## How did the vote go?\\n\\nPassed 7-2.']}), flush=True)\n")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr[-2000:]
+    path = Path(run.stdout.strip().splitlines()[-1])
+    assert path.name.startswith("byline-conversation-") and path.parent.name.startswith("byline-export-")
+    assert not path.exists() and not path.parent.exists()
 
 
 def test_conversation_is_kept_per_browser_and_deleted_with_new_conversation(settings: Settings) -> None:
