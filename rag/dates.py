@@ -5,7 +5,8 @@ are resolved against a reference date (settings.reference_date, else today). A b
 its most recent occurrence not after the reference date, unless the archive holds no articles
 from that month then and does from an earlier year: an archive question is about the archive.
 Relative spans ("last week") and since/before/after/between become strict filters; "in/on <date>"
-only ranks matching articles higher. "latest"/"most recent" asks for recency ranking; "recently" only describes.
+only ranks matching articles higher, and so do bounds when the question holds several dates (each then
+describes one report: "the report after 6 November ... its earlier report on 1 November"). "latest"/"most recent" asks for recency ranking; "recently" only describes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ MONTHS["sept"] = 9
 _MONTH_RE = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\.?"
 
 
+# The open ends of a preferred span ("after 6 November" ranks everything from that day on higher).
+EARLIEST = dt.date(1900, 1, 1)
+LATEST = dt.date(9999, 12, 31)
+
+
+def span_text(a: dt.date, b: dt.date) -> str:
+    return f"{'' if a <= EARLIEST else a.isoformat()}..{'' if b >= LATEST else b.isoformat()}"
+
+
 @dataclass
 class DateIntent:
     date_from: dt.date | None = None
@@ -34,6 +44,15 @@ class DateIntent:
     # "last week's game", "yesterday's match": the date describes the event, as a question restating an older
     # report does; if nothing matches the range, the range may be dropped (a plain "last week" stays strict).
     descriptive: bool = False
+    # Each since/after/before/until phrase as a (first day or None, last day or None) bound; when the question
+    # holds one range, date_from/date_to are these bounds.
+    bounds: list[tuple[dt.date | None, dt.date | None]] = field(default_factory=list)
+
+    def as_preferences(self) -> "DateIntent":
+        """The same dates as preferences only: each bound becomes a span whose articles rank higher, and
+        nothing is filtered (for a question whose dates each describe one of several reports)."""
+        spans = [(a or EARLIEST, b or LATEST) for a, b in self.bounds]
+        return DateIntent(recency=self.recency, boost=[*spans, *(s for s in self.boost if s not in spans)], phrases=list(self.phrases))
 
     def describe(self) -> str:
         if self.date_from and self.date_to:
@@ -155,25 +174,38 @@ def resolve(question: str, reference: dt.date | None = None, archive_months: set
         if a and b:
             setr(a[0], b[1], m.group(0))
             return intent
+    taken: list[tuple[int, int]] = []  # where the bounds were read: not read again as points
     for kw, side in (("since", "from"), ("after", "after"), ("from", "from"), ("before", "before"), ("until", "to"), ("till", "to"), ("by", "to")):
-        m = re.search(rf"\b{kw}\s+(?:the\s+)?" + _DATE_EXPR + r"\b", q)
-        if m:
+        for m in re.finditer(rf"\b{kw}\s+(?:the\s+)?" + _DATE_EXPR + r"\b", q):
             span = _point(m.group(1), ref, archive_months)
             if not span:
                 continue
+            # A day named as a bound is included: articles are dated by day, without the hour, and a report
+            # "after 6 November" in one time zone may carry 6 November in another.
+            day = span[0] == span[1]
             if side == "from":
-                setr(span[0], None, m.group(0))
+                intent.bounds.append((span[0], None))
             elif side == "after":
-                setr(span[1] + dt.timedelta(days=1), None, m.group(0))
+                intent.bounds.append((span[0] if day else span[1] + dt.timedelta(days=1), None))
             elif side == "before":
-                setr(None, span[0] - dt.timedelta(days=1), m.group(0))
+                intent.bounds.append((None, span[1] if day else span[0] - dt.timedelta(days=1)))
             else:
-                setr(None, span[1], m.group(0))
-    if intent.date_from or intent.date_to:
-        return intent
+                intent.bounds.append((None, span[1]))
+            intent.phrases.append(m.group(0))
+            taken.append(m.span())
+    points = []
     for m in re.finditer(r"\b(?:in|on|during|of|from|dated)\s+(?:early\s+|late\s+|mid-?)?" + _DATE_EXPR + r"\b", q):
         span = _point(m.group(1), ref, archive_months)
-        if span:
-            intent.boost.append(span)
+        if span and not any(a < m.end() and m.start() < b for a, b in taken):
+            points.append(span)
             intent.phrases.append(m.group(0))
+    intent.boost.extend(points)
+    lows = [a for a, _ in intent.bounds if a]
+    highs = [b for _, b in intent.bounds if b]
+    if intent.bounds and (points or len(lows) > 1 or len(highs) > 1):
+        # Several dates ("the report after 6 November ... its earlier report on 1 November") each describe one
+        # report, not one range for the whole question: each ranks its articles higher, none filters.
+        return intent.as_preferences()
+    intent.date_from = lows[0] if lows else None
+    intent.date_to = highs[0] if highs else None
     return intent

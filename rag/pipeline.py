@@ -18,11 +18,11 @@ import numpy as np
 from rag.citations import CheckedSentence, PassageIndex, build_index, check_sentences, is_refusal, parse_markers, render
 from rag.config import Settings
 from rag.copies import story
-from rag.dates import resolve as resolve_dates
+from rag.dates import resolve as resolve_dates, span_text
 from rag.embed import SentenceTransformerEmbedding
 from rag.errors import GeneratorError, QuestionError
 from rag.generators.base import GenerationInput, Generator
-from rag.planner import FIRST, QuestionPlan
+from rag.planner import FIRST, QuestionPlan, match_outlets, reports_named
 from rag.policy import evidence_text, is_yes_no_question, key_phrases, required_coverage, topic
 from rag.prompts import REWRITE_SYSTEM, REWRITE_USER
 from rag.retrieve import Retriever
@@ -120,7 +120,12 @@ def plan_search(question: str, user_filters: Filters, reference: dt.date, archiv
                 outlets: Iterable[str] = ()) -> SearchPlan:
     """Dates in the question become filters, unless the user gave dates (explicit filters win).
     ``outlets``: the archive's outlet names, whose words are not dates ("Business Today")."""
+    outlets = list(outlets)
     intent = resolve_dates(question, reference, archive_months, outlets)
+    if intent.bounds and sum(reports_named(question, match_outlets(question, outlets)).values()) >= 2:
+        # "Between the Sporting News report ... before 5 December and the CBSSports.com report ...": the date
+        # describes one of the reports; as a filter it would hide the other.
+        intent = intent.as_preferences()
     date_from, date_to = user_filters.date_from, user_filters.date_to
     if not (date_from or date_to):
         date_from = intent.date_from.isoformat() if intent.date_from else None
@@ -132,7 +137,7 @@ def plan_search(question: str, user_filters: Filters, reference: dt.date, archiv
     if intent.recency:
         applied["recency"] = True
     if intent.boost:
-        applied["preferred_dates"] = [f"{a.isoformat()}..{b.isoformat()}" for a, b in intent.boost]
+        applied["preferred_dates"] = [span_text(a, b) for a, b in intent.boost]
     return SearchPlan(question, eff, applied, tuple(intent.phrases), bool(intent.recency), tuple(intent.boost or ()),
                       loose_dates=intent.descriptive)
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from rag.dates import resolve
+from rag.dates import EARLIEST, LATEST, resolve, span_text
 
 REF = dt.date(2024, 6, 19)  # a Wednesday
 
@@ -65,3 +65,26 @@ def test_date_words_inside_names_are_not_dates() -> None:
 def test_a_possessive_date_describes_the_event() -> None:
     assert resolve("How did Jordan Love do in last week's game?", REF).descriptive
     assert not resolve("What happened last week?", REF).descriptive
+
+
+@pytest.mark.parametrize("q,lo,hi", [
+    ("What did Sporting News report after November 6, 2023?", "2023-11-06", None),  # the day named is included
+    ("What was said before December 5, 2023?", None, "2023-12-05"),
+    ("Has Sporting News, after October 4, 2023, and before November 1, 2023, changed its odds?", "2023-10-04", "2023-11-01"),
+])
+def test_a_day_named_as_a_bound_is_included(q: str, lo: str | None, hi: str | None) -> None:
+    i = resolve(q, REF)
+    assert (i.date_from.isoformat() if i.date_from else None, i.date_to.isoformat() if i.date_to else None) == (lo, hi)
+    assert not i.boost
+
+
+def test_several_dates_each_describe_a_report_and_filter_nothing() -> None:
+    i = resolve("Did Sporting News change its explanation after November 6, 2023, as compared to its earlier report on "
+                "November 1, 2023?", REF)
+    assert i.date_from is None and i.date_to is None
+    assert i.boost == [(dt.date(2023, 11, 6), LATEST), (dt.date(2023, 11, 1), dt.date(2023, 11, 1))]
+    assert i.phrases == ["after november 6, 2023", "on november 1, 2023"]
+    two = resolve("Did both the report from The Age after September 26, 2023, and the Yardbarker report after December 24, "
+                  "2023, mention Kelce?", REF)
+    assert two.date_from is None and two.boost == [(dt.date(2023, 9, 26), LATEST), (dt.date(2023, 12, 24), LATEST)]
+    assert span_text(*two.boost[0]) == "2023-09-26.." and span_text(EARLIEST, dt.date(2023, 12, 5)) == "..2023-12-05"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
+from rag.dates import EARLIEST
 from rag.errors import QuestionError
 from rag.generators.extractive import ExtractiveGenerator
 from rag.pipeline import (
@@ -66,6 +67,17 @@ def test_plan_reads_dates_unless_the_user_gave_some() -> None:
     explicit = plan_search("What happened last week in Riverton?", Filters(date_from="2024-01-01"), ref, set())
     assert explicit.filters.date_from == "2024-01-01" and explicit.filters.date_to is None
     assert "dates_from_question" not in explicit.applied
+
+
+def test_a_date_on_one_of_two_reports_ranks_it_without_filtering_the_other() -> None:
+    ref = dt.date(2024, 6, 15)
+    outlets = ["Metro Wire", "Harbor Ledger"]
+    q = "Between the Metro Wire report on the levy before December 5, 2023, and the Harbor Ledger report on it, did the figure change?"
+    plan = plan_search(q, Filters(), ref, set(), outlets)
+    assert plan.filters.date_from is None and plan.filters.date_to is None and "dates_from_question" not in plan.applied
+    assert plan.boost == ((EARLIEST, dt.date(2023, 12, 5)),) and plan.applied["preferred_dates"] == ["..2023-12-05"]
+    one = plan_search("What did the Metro Wire report on the levy before December 5, 2023?", Filters(), ref, set(), outlets)
+    assert one.filters.date_to == "2023-12-05" and not one.boost  # one report: the date filters
 
 
 def test_widen_drops_only_descriptive_dates_read_from_the_question() -> None:
