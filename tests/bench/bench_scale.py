@@ -1,7 +1,7 @@
 """Scale benchmark: archives of 10k, 100k (and 1M) chunks (run by hand; not collected by pytest).
 
     nice -n 10 python tests/bench/bench_scale.py                       # 10k and 100k chunks, embedded Chroma
-    nice -n 10 python tests/bench/bench_scale.py --sizes 1000000       # the 1M row (hours on 2 cores: see below)
+    nice -n 10 python tests/bench/bench_scale.py --sizes 1000000 --skip-reindex   # the 1M row (hours on 2 cores: see below)
     python tests/bench/bench_scale.py --sizes 10000 --chroma-url http://127.0.0.1:8000
     nice -n 10 python tests/bench/bench_scale.py --sizes 100000 --keep /tmp/scale100k   # build once, keep it
     nice -n 10 python tests/bench/bench_scale.py --reuse /tmp/scale100k                 # serve it again, no rebuild
@@ -150,7 +150,7 @@ def settings_for(root: Path, url: str | None, name: str) -> Any:
 
 
 # --- building ------------------------------------------------------------------------------------
-def build(n_chunks: int, root: Path, url: str | None, name: str) -> dict[str, Any]:
+def build(n_chunks: int, root: Path, url: str | None, name: str, reindex: bool = True) -> dict[str, Any]:
     from rag.store import Store
 
     corpus = Corpus()
@@ -179,8 +179,10 @@ def build(n_chunks: int, root: Path, url: str | None, name: str) -> dict[str, An
     n = store.count()
     res: dict[str, Any] = {"chunks": n, "build_s": time.perf_counter() - t0, "write_ms_per_chunk": 1000 * write_s / n,
                            "keyword_ms_per_chunk": 1000 * kw_s[0] / n}
-    rep = store.keywords.rebuild()
-    res["reindex_s"] = rep.seconds
+    if reindex:
+        res["reindex_s"] = store.keywords.rebuild().seconds
+    else:
+        res["reindex_s"] = "not run"
     kw = store.keywords.path
     res["keyword_mb"] = sum(p.stat().st_size for p in kw.parent.glob(kw.name + "*")) / 2**20
     if not url:
@@ -267,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chroma-url", help="also/only run against this Chroma server (a temp collection)")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--keep", metavar="DIR", help="build the one size in --sizes into DIR (new or empty) and keep it (embedded only)")
+    ap.add_argument("--skip-reindex", action="store_true", help="do not time a full keyword rebuild (about half an hour at 1M chunks)")
     ap.add_argument("--reuse", metavar="DIR", help="serve the archive kept in DIR by --keep, without rebuilding")
     ap.add_argument("--serve", nargs=3, metavar=("ROOT", "NAME", "CHUNKS"), help=argparse.SUPPRESS)  # the serving child
     args = ap.parse_args(argv)
@@ -293,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{n:,} chunks: serving {root} (built before)", file=sys.stderr, flush=True)
             else:
                 print(f"{n:,} chunks: building", file=sys.stderr, flush=True)
-                row = {"size": n, "mode": "server" if args.chroma_url else "embedded", **build(n, root, args.chroma_url, name)}
+                row = {"size": n, "mode": "server" if args.chroma_url else "embedded", **build(n, root, args.chroma_url, name, reindex=not args.skip_reindex)}
                 if kept:
                     (root / "bench_scale.json").write_text(json.dumps({**row, "collection": name}))
             cmd = [sys.executable, __file__, "--serve", str(root), name, str(n), "--queries", str(args.queries)]
