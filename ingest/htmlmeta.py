@@ -519,9 +519,10 @@ def _without_written_for(words: list[str]) -> list[str]:
     """ "Ann Lee for The Times" -> "Ann Lee": a writer and the outlet the story was written for.
 
     Only a two- or three-word name before "for", all capitalised, and not a body's name."""
-    if "for" not in words[2:4]:
+    at = next((i for i in (2, 3) if words[i:i + 1] == ["for"]), None)
+    if at is None:
         return words
-    name, rest = words[: words.index("for")], words[words.index("for") + 1:]
+    name, rest = words[:at], words[at + 1:]
     if rest[:1] == ["the"]:
         rest = rest[1:]  # "for the Guardian"
     if rest and rest[0][:1].isupper() and all(w[:1].isupper() for w in name) and not {w.lower() for w in name} & _BODY_WORDS:
