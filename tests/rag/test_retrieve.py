@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
 from ingest.pipeline import Ingestor
 from rag.config import Settings
+from rag.dates import LATEST
 from rag.errors import ModelError
 from rag.retrieve import Retriever
 from tests.conftest import DATA_DIR, FIXTURES
@@ -47,6 +49,16 @@ def test_filters_apply_to_both_retrievers(indexed: Settings) -> None:
     assert ps and {p.source for p in ps} <= {"Valley Courier", "Harbor Ledger"}
     ps = r.retrieve("Novalink Aerio X2 recall", filters={"date_from": "2024-05-01"}, k=10)
     assert ps and all(p.date >= "2024-05-01" for p in ps)
+
+
+def test_each_preferred_span_counts_so_a_wide_one_does_not_drown_a_day(indexed: Settings) -> None:
+    r = Retriever(indexed)
+    plain = r.candidates("storm port council budget")
+    day = dt.date.fromisoformat(next(c for c in plain[1:] if c.meta.date != plain[0].meta.date).meta.date)
+    wide = (dt.date(1905, 1, 1), LATEST)  # "from 1905 to 1913", read with "on <day>" in one question
+    ranked = r.candidates("storm port council budget", boost=[wide, (day, day)])
+    assert ranked[0].meta.date == day.isoformat()
+    assert {c.chunk_id for c in ranked} == {c.chunk_id for c in plain}  # preferred, nothing filtered
 
 
 def test_named_outlets_rank_higher_without_excluding_others(indexed: Settings) -> None:
