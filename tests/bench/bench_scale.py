@@ -165,6 +165,9 @@ def build(n_chunks: int, root: Path, url: str | None, name: str, reindex: bool =
         kw_s[0] += time.perf_counter() - t
 
     store._update_keywords = timed  # type: ignore[method-assign]
+    from rag.embed import adopt_embedder, get_embedder
+
+    adopt_embedder(store, get_embedder(settings))  # as ingest does: the archive records the embedder its queries use
     n_articles = n_chunks // 3
     per = GROUP // 3
     write_s, t0 = 0.0, time.perf_counter()

@@ -182,6 +182,7 @@ def test_an_archive_without_a_recorded_embedder_is_minilm(settings: Settings, em
     assert (recorded, pending) == (embedder.identity, None) and recorded.name == "minilm"
     assert Retriever(settings, store, embedder).retrieve("Iraq militias")  # keeps working, nothing re-embedded
     assert embed.adopt_embedder(store, embedder) == 0
+    assert EmbedderIdentity.from_json(Store(settings).collection.metadata[store.EMBEDDER]) == embedder.identity  # recorded now
     other = EmbedderIdentity("minilm-onnx", "f" * 64, embedder.dimension)
     with pytest.raises(ConfigError, match="was embedded with 'minilm'"):
         store.check_embedder(other)
