@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import rag.config  # noqa: F401  (sets the offline switches before anything heavy is imported)
 from rag.config import Settings, load_settings
@@ -141,8 +141,6 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
     """Poll feeds into the archive until Ctrl+C (or once with --once); --status shows what each feed last did."""
-    import signal
-
     from ingest.watch import Watcher, feed_status, parse_duration
 
     if args.status:
@@ -177,21 +175,49 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
         for e in r.entry_errors:
             print(f"  error {e}", flush=True)
 
-    def on_sigint(*_: Any) -> None:  # the first Ctrl+C lets the poll in progress finish and be saved
-        print("byline: stopping (a poll in progress is finished and saved first; Ctrl+C again to stop at once)", file=sys.stderr, flush=True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        watcher.stop()
-
-    previous = signal.getsignal(signal.SIGINT)
-    if not args.once:
-        signal.signal(signal.SIGINT, on_sigint)
+    if args.once:
+        results = watcher.run(urls, every=every, once=True, on_poll=show)
+    else:
         print(f"watching {len(urls)} feed(s) into {settings.data_dir} (Ctrl+C to stop)", file=sys.stderr, flush=True)
-    try:
-        results = watcher.run(urls, every=every, once=args.once, on_poll=show)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        results = _until_ctrl_c(lambda: watcher.run(urls, every=every, on_poll=show), watcher.stop)
     failed = sum(not r.ok for r in results.values())  # each feed as it last stood
     return 1 if results and failed == len(results) else (2 if failed else 0)
+
+
+def _until_ctrl_c(work: Callable[[], Any], stop: Callable[[], None]) -> Any:
+    """Run ``work`` on a worker thread until it returns; the first Ctrl+C calls ``stop`` and waits for
+    ``work`` to finish (a poll in progress is saved), the second stops at once.
+
+    Why a thread: a signal handler runs on the main thread between two of its bytecodes, so calling
+    ``stop`` there while the main thread itself sat inside the loop's ``Event.wait`` could block for ever
+    on the Event's lock (a `byline watch` that ignored Ctrl+C)."""
+    import signal
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            box["error"] = exc
+
+    def on_sigint(*_: Any) -> None:
+        print("byline: stopping (a poll in progress is finished and saved first; Ctrl+C again to stop at once)", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        stop()
+
+    worker = threading.Thread(target=run, name="byline-watch", daemon=True)  # daemon: the second Ctrl+C does not wait for it
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.5)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 # --- ask / demo ------------------------------------------------------------------------------------

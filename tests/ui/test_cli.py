@@ -70,3 +70,30 @@ def test_reindex_embeddings_moves_the_archive_to_the_configured_embedder(tmp_pat
     assert again["reembedded_chunks"] == 0  # nothing left to move
     asked = byline("ask", "--generator", "extractive", "Who is Ali al-Daffayi?", BYLINE_EMBEDDER="minilm-onnx")
     assert asked.returncode == 0 and "[1]" in asked.stdout, asked.stderr[-3000:]
+
+
+CTRL_C_WHILE_THE_LOOP_HOLDS_ITS_LOCK = """
+import os, signal, threading
+from ui.cli import _until_ctrl_c
+
+wake = threading.Event()
+
+def work():
+    # Hold the Event's lock, as the loop does for an instant inside wake.wait(), while Ctrl+C arrives.
+    with wake._cond:
+        os.kill(os.getpid(), signal.SIGINT)
+        threading.Event().wait(0.3)
+    wake.wait(60)
+    return "stopped" if wake.is_set() else "slept"
+
+print(_until_ctrl_c(work, wake.set))
+"""
+
+
+def test_ctrl_c_stops_the_watch_loop_even_while_the_loop_holds_its_lock() -> None:
+    # The CLI's watch loop once ran on the main thread, where the Ctrl+C handler also runs: a signal
+    # landing inside Event.wait's critical section deadlocked `byline watch` (CI saw it hang).
+    run = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_THE_LOOP_HOLDS_ITS_LOCK], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "stopped" and "stopping" in run.stderr
