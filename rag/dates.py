@@ -6,7 +6,8 @@ its most recent occurrence not after the reference date, unless the archive hold
 from that month then and does from an earlier year: an archive question is about the archive.
 Relative spans ("last week") and since/before/after/between become strict filters; "in/on <date>"
 only ranks matching articles higher, and so do bounds when the question holds several dates (each then
-describes one report: "the report after 6 November ... its earlier report on 1 November"). "latest"/"most recent" asks for recency ranking; "recently" only describes.
+describes one report: "the report after 6 November ... its earlier report on 1 November").
+"latest"/"most recent" asks for recency ranking; "recently" only describes.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ def adopt_embedder(store: "Store", embedder: Embedder, progress: ProgressFn | No
     chunks re-embedded (0 when the archive already matched: one small read)."""
     recorded, pending = store.embedder_state()
     if pending is None and recorded == embedder.identity:
-        if store.EMBEDDER not in store._collection_metadata():
+        if not store.records_embedder():
             # An archive from before identities were recorded: record it now, or every query after a write
             # counts the chunks to tell it from a new one (0.1-0.2 s at 1M chunks).
             store.finish_reembed(embedder.identity)

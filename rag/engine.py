@@ -112,9 +112,10 @@ class Engine:
 
     def _plan(self, standalone: str, filters: Filters | dict[str, Any] | None) -> tuple[SearchPlan, QuestionPlan]:
         outlets = self.retriever.archive_sources()
+        qplan = plan_question(standalone, outlets)
         plan = plan_search(standalone, Filters.coerce(filters), self.settings.reference_date or dt.date.today(),
-                           self.retriever.archive_months(), outlets)
-        return plan, plan_question(standalone, outlets)
+                           self.retriever.archive_months(), outlets, qplan.outlets)
+        return plan, qplan
 
     def _retrieve(self, plan: SearchPlan, qplan: QuestionPlan, k: int | None = None) -> Retrieved:
         return retrieve(plan, self.retriever, self.embedder, k or self.settings.top_k, qplan, self.settings.max_chunks_per_article)

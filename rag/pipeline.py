@@ -117,12 +117,14 @@ class SearchPlan:
 
 
 def plan_search(question: str, user_filters: Filters, reference: dt.date, archive_months: set[tuple[int, int]],
-                outlets: Iterable[str] = ()) -> SearchPlan:
+                outlets: Iterable[str] = (), named: Iterable[str] | None = None) -> SearchPlan:
     """Dates in the question become filters, unless the user gave dates (explicit filters win).
-    ``outlets``: the archive's outlet names, whose words are not dates ("Business Today")."""
+    ``outlets``: the archive's outlet names, whose words are not dates ("Business Today"); ``named``: those
+    the question names, when the caller has matched them already (``QuestionPlan.outlets``)."""
     outlets = list(outlets)
     intent = resolve_dates(question, reference, archive_months, outlets)
-    if intent.bounds and sum(reports_named(question, match_outlets(question, outlets)).values()) >= 2:
+    named = match_outlets(question, outlets) if named is None else named
+    if intent.bounds and sum(reports_named(question, named).values()) >= 2:
         # "Between the Sporting News report ... before 5 December and the CBSSports.com report ...": the date
         # describes one of the reports; as a filter it would hide the other.
         intent = intent.as_preferences()

@@ -499,6 +499,12 @@ class Store:
         self._embedder_cache = None
 
     @_guard
+    def records_embedder(self) -> bool:
+        """Whether the archive's metadata names its embedder (archives written before identities were
+        recorded do not; ``embedder_state`` then infers the legacy one from the vectors)."""
+        return self.EMBEDDER in self._collection_metadata()
+
+    @_guard
     def embedder_state(self) -> tuple[Any, Any]:
         """(identity of the embedder the vectors are from, identity a re-embedding is moving them to), each
         ``rag.embedders.EmbedderIdentity`` or None; both None for a new archive. An archive with chunks but

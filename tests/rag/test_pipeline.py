@@ -26,6 +26,7 @@ from rag.pipeline import (
     verify,
     widen,
 )
+from rag.planner import plan_question
 from rag.types import WITHHELD_NOTE, Filters
 from tests.rag.test_citations import PASSAGES
 
@@ -76,6 +77,7 @@ def test_a_date_on_one_of_two_reports_ranks_it_without_filtering_the_other() -> 
     plan = plan_search(q, Filters(), ref, set(), outlets)
     assert plan.filters.date_from is None and plan.filters.date_to is None and "dates_from_question" not in plan.applied
     assert plan.boost == ((EARLIEST, dt.date(2023, 12, 5)),) and plan.applied["preferred_dates"] == ["..2023-12-05"]
+    assert plan_search(q, Filters(), ref, set(), outlets, plan_question(q, outlets).outlets) == plan  # the engine's way
     one = plan_search("What did the Metro Wire report on the levy before December 5, 2023?", Filters(), ref, set(), outlets)
     assert one.filters.date_to == "2023-12-05" and not one.boost  # one report: the date filters
 
