@@ -1,16 +1,16 @@
 """Syndicated copies: one story republished by several outlets (with small edits) stored as one group.
 
 At ingest every new or changed article gets a MinHash signature (datasketch) of the 4-word shingles
-of its body (the title is left out: copies rewrite headlines). A MinHashLSH index over the stored
-signatures finds the articles that may share many of its shingles; the article joins the group of
+of its body (the title is left out: copies rewrite headlines). An LSH index over the stored
+signatures (``Bands``) finds the articles that may share many of its shingles; the article joins the group of
 the closest one whose Jaccard similarity (estimated from the two signatures) reaches MIN_JACCARD,
 else it starts a group of its own. Different articles, even on the same event, share almost no
 4-word sequences, while a copy keeps most of them through a rewritten headline, a dateline, an added
 paragraph, a trimmed ending and a few reworded words (tests/bench/bench_syndication.py measures this).
 
 Persistence: the signature is stored in the metadata of each article's first chunk and the group
-key on every chunk (``rag.schema.ChunkMeta``), so the LSH index is rebuilt from the store by any
-process, deleted articles disappear with their chunks, and nothing else has to be kept in step.
+key on every chunk (``rag.schema.ChunkMeta``); the keyword index (``rag.keywords``) keeps a table of
+them in step with the store's writes and deletes, from which any process builds its LSH index.
 The index is rebuilt when the store changed since this process last saw it (a write or delete by
 anyone else, or a failed run of its own); a run's own articles are added as it places them. Two
 processes ingesting copies of one story at the same moment may each start a group: neither sees
@@ -33,7 +33,6 @@ from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from ingest.article import Article
 from rag.copies import own_group, shingles
-from rag.schema import CHUNK_INDEX, ChunkMeta
 from rag.store import Store
 
 log = logging.getLogger(__name__)
@@ -79,6 +78,7 @@ class Signature:
 
 
 _TEMPLATE = MinHash(num_perm=NUM_PERM, seed=1, scheme=SCHEME)  # built once: its permutations are the costly part
+_ENCODED_LEN = len(SIG_PREFIX) + 1 + len(base64.b64encode(bytes(4 * NUM_PERM)))
 
 
 def signature(text: str) -> Signature | None:
@@ -100,14 +100,97 @@ class Placement:
     joined: str = ""  # the article id of the copy it matched ("": it starts its own group)
 
 
+class Bands:
+    """MinHash LSH: the articles that share a band (``r`` consecutive hash values, ``b`` bands) with a query
+    are its candidates, as in datasketch's MinHashLSH with the same ``b`` and ``r``. The stored signatures are
+    indexed at once with numpy (each band's keys sorted), not one by one: datasketch's insert cost an ingest
+    process about 15 s at 100k articles before it placed its first one. Articles added later sit in dicts."""
+
+    def __init__(self, b: int, r: int) -> None:
+        self.b, self.r = b, r
+        self._keys = np.zeros((b, 0), dtype=np.uint64)  # per band, the built rows' keys, sorted
+        self._order = np.zeros((b, 0), dtype=np.int64)  # per band, the rows in that order
+        self._ids: list[str] = []  # row -> article id
+        self._row: dict[str, int] = {}  # article id -> its live built row
+        self._alive = np.zeros(0, dtype=bool)
+        self._extra: list[dict[int, set[str]]] = [{} for _ in range(b)]  # added since the build: band key -> ids
+        self._extra_keys: dict[str, np.ndarray] = {}
+
+    def keys(self, values: np.ndarray) -> np.ndarray:
+        """Band keys of signatures (rows of ``values``): each band's ``r`` values mixed into one 64-bit key; a
+        collision only adds a candidate, which the Jaccard check then drops."""
+        v = np.atleast_2d(values).astype(np.uint64)[:, : self.b * self.r].reshape(-1, self.b, self.r)
+        k = np.zeros(v.shape[:2], dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for j in range(self.r):
+                k = k * np.uint64(0x9E3779B97F4A7C15) + v[:, :, j] + np.uint64(j + 1)
+        return k  # (n, b)
+
+    def build(self, ids: list[str], values: np.ndarray) -> None:
+        keys = self.keys(values).T if len(ids) else np.zeros((self.b, 0), dtype=np.uint64)
+        self._order = np.argsort(keys, axis=1, kind="stable")
+        self._keys = np.take_along_axis(keys, self._order, axis=1)
+        self._ids = list(ids)
+        self._row = {aid: i for i, aid in enumerate(ids)}
+        self._alive = np.ones(len(ids), dtype=bool)
+        self._extra = [{} for _ in range(self.b)]
+        self._extra_keys = {}
+
+    def add(self, aid: str, values: np.ndarray) -> None:
+        self.remove(aid)
+        keys = self.keys(values)[0]
+        for band, key in enumerate(keys.tolist()):
+            self._extra[band].setdefault(key, set()).add(aid)
+        self._extra_keys[aid] = keys
+
+    def remove(self, aid: str) -> None:
+        row = self._row.pop(aid, None)
+        if row is not None:
+            self._alive[row] = False
+        keys = self._extra_keys.pop(aid, None)
+        if keys is not None:
+            for band, key in enumerate(keys.tolist()):
+                self._extra[band][key].discard(aid)
+
+    def query(self, values: np.ndarray) -> set[str]:
+        keys = self.keys(values)[0]
+        found: set[str] = set()
+        if self._keys.shape[1]:
+            lo = [np.searchsorted(self._keys[band], keys[band], side="left") for band in range(self.b)]
+            hi = [np.searchsorted(self._keys[band], keys[band], side="right") for band in range(self.b)]
+            for band in range(self.b):
+                if hi[band] > lo[band]:
+                    rows = self._order[band, lo[band] : hi[band]]
+                    found.update(self._ids[i] for i in rows[self._alive[rows]])
+        for band, key in enumerate(keys.tolist()):
+            found |= self._extra[band].get(key, set())
+        return found
+
+
+_BANDS = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM, weights=LSH_WEIGHTS)  # its (b, r) for these settings
+
+
+def decode_all(encoded: list[str]) -> tuple[list[int], np.ndarray]:
+    """The positions of the usable signatures among ``encoded`` and their hash values (n, NUM_PERM), decoded at once."""
+    keep, raw = [], []
+    for i, s in enumerate(encoded):
+        if s.startswith(SIG_PREFIX + ":") and len(s) == _ENCODED_LEN:  # others: written with other parameters
+            try:
+                raw.append(base64.b64decode(s[len(SIG_PREFIX) + 1 :], validate=True))
+            except ValueError:
+                continue
+            keep.append(i)
+    return keep, np.frombuffer(b"".join(raw), dtype=np.uint32).reshape(len(keep), NUM_PERM)
+
+
 class SyndicationIndex:
     """The LSH index over the store's signatures, kept by one Ingestor (thread-safe)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.lock = threading.Lock()
-        self.lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM, weights=LSH_WEIGHTS)
-        self.sigs: dict[str, Signature] = {}
+        self.bands = Bands(_BANDS.b, _BANDS.r)
+        self.sigs: dict[str, np.ndarray] = {}  # article id -> its hash values
         self.groups: dict[str, str] = {}
         self.version: str | None = None  # the store version the index matches; None: rebuild before use
 
@@ -117,25 +200,25 @@ class SyndicationIndex:
             version = self.store.version()
             if version == self.version:
                 return
-            self.lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM, weights=LSH_WEIGHTS)
-            self.sigs, self.groups = {}, {}
-            for _cid, md, _ in self.store.iter_metadatas(where={CHUNK_INDEX: 0}):
-                m = ChunkMeta.from_metadata(md)
-                sig = Signature.decode(m.minhash) if m.minhash else None
-                if sig is None or not m.group:
-                    continue  # too short, or written before grouping existed: never a candidate
-                self._add(m.article_id, m.group, sig)
+            # The keyword index keeps every stored signature, caught up with the store's writes: one read of
+            # its table instead of every first chunk's metadata from Chroma.
+            rows = self.store.keywords.signatures()
+            keep, values = decode_all([enc for _aid, _grp, enc in rows])
+            ids = [rows[i][0] for i in keep]
+            self.bands.build(ids, values)
+            self.sigs = dict(zip(ids, values))
+            self.groups = {rows[i][0]: rows[i][1] for i in keep}
             self.version = None  # until the run that placed articles in it is written (``written``)
             log.info("syndication index: %d signatures loaded", len(self.sigs))
 
-    def _add(self, aid: str, group: str, sig: Signature) -> None:
-        self.lsh.insert(aid, sig.minhash, check_duplication=False)
-        self.sigs[aid] = sig
+    def _add(self, aid: str, group: str, values: np.ndarray) -> None:
+        self.bands.add(aid, values)
+        self.sigs[aid] = values
         self.groups[aid] = group
 
     def _remove(self, aid: str) -> None:
         if self.sigs.pop(aid, None) is not None:
-            self.lsh.remove(aid)
+            self.bands.remove(aid)
         self.groups.pop(aid, None)
 
     def place(self, article: Article) -> Placement:
@@ -146,13 +229,14 @@ class SyndicationIndex:
             own = own_group(article.id, article.content_hash)
             if sig is None:
                 return Placement(own)
+            values = np.asarray(sig.minhash.hashvalues, dtype=np.uint32)
             best, best_j = "", -1.0
-            for cand in self.lsh.query(sig.minhash):
-                j = sig.jaccard(self.sigs[cand])
+            for cand in self.bands.query(values):
+                j = float(np.mean(values == self.sigs[cand]))  # as Signature.jaccard
                 if j >= MIN_JACCARD and (j > best_j or (j == best_j and cand < best)):
                     best, best_j = cand, j
             group = self.groups[best] if best else own
-            self._add(article.id, group, sig)
+            self._add(article.id, group, values)
             return Placement(group, sig.encode(), best)
 
     def written(self) -> None:

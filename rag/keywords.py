@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 import numpy as np
 
 from rag.copies import joined
-from rag.schema import ChunkMeta
+from rag.schema import CHUNK_INDEX, ChunkMeta
 
 if TYPE_CHECKING:
     from rag.store import Change, Store
@@ -97,6 +97,7 @@ CREATE INDEX IF NOT EXISTS dead_gen ON dead(gen);
 CREATE TABLE IF NOT EXISTS postings(term TEXT NOT NULL, ids BLOB NOT NULL, tfs BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS postings_term ON postings(term);
 CREATE TABLE IF NOT EXISTS facets(kind TEXT NOT NULL, value TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(kind, value));
+CREATE TABLE IF NOT EXISTS sigs(rowid INTEGER PRIMARY KEY, article_id TEXT NOT NULL, grp TEXT NOT NULL, minhash TEXT NOT NULL);
 """
 
 
@@ -167,7 +168,8 @@ class KeywordIndex:
                     conn.execute(stmt)
                 have = dict(conn.execute("SELECT key, value FROM info").fetchall())
                 if not have:
-                    conn.executemany("INSERT INTO info VALUES (?, ?)", [("format", FORMAT), ("seq", "-1"), ("gen", "0"), ("epoch", _new_epoch())])
+                    conn.executemany("INSERT INTO info VALUES (?, ?)", [("format", FORMAT), ("seq", "-1"), ("gen", "0"), ("epoch", _new_epoch()),
+                                                                        ("sigs", "all")])
                 elif have.get("format") != FORMAT:
                     raise _OtherFormat(f"format {have.get('format')!r}, expected {FORMAT!r}")  # no error code: rebuilt
         except BaseException:
@@ -334,6 +336,7 @@ class KeywordIndex:
         gone = {r[0]: r for r in old if not busy(r[3], r[4])}
         if gone:
             conn.executemany("DELETE FROM docs WHERE rowid = ?", [(r,) for r in gone])
+            conn.executemany("DELETE FROM sigs WHERE rowid = ?", [(r,) for r in gone])
             conn.executemany("INSERT OR REPLACE INTO dead VALUES (?, ?)", [(r, gen) for r in gone])
             self._count_facets(conn, [(src, month, grp) for _, src, month, _, _, grp in gone.values()], -1)
         postings = self._add_docs(conn, present.items(), gen)
@@ -346,6 +349,7 @@ class KeywordIndex:
         postings: dict[str, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
         facets: list[tuple[str, int, str]] = []
         rows: list[tuple[int, str, str, int, str, int, int, str]] = []
+        sigs: list[tuple[int, str, str, str]] = []
         # Row ids are never reused (AUTOINCREMENT's counter), so a reader's view never confuses two chunks.
         row = max(conn.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'docs'").fetchone()[0],
                   conn.execute("SELECT coalesce(max(rowid), 0) FROM docs").fetchone()[0])
@@ -361,7 +365,10 @@ class KeywordIndex:
                 p[0].append(row)
                 p[1].append(tf)
             facets.append((m.source or "", month, grp))
+            if m.chunk_index == 0 and m.minhash and m.group:
+                sigs.append((row, m.article_id, m.group, m.minhash))
         conn.executemany("INSERT INTO docs(rowid, chunk_id, article_id, length, source, month, gen, joined) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany("INSERT INTO sigs VALUES (?, ?, ?, ?)", sigs)
         self._count_facets(conn, facets, +1)
         return postings
 
@@ -423,7 +430,7 @@ class KeywordIndex:
         # Changes committed after this read are applied by the next catch-up: resyncing is idempotent.
         seq = self.store.version_state()[1]
         with _write(conn):
-            for table in ("docs", "dead", "postings", "facets"):
+            for table in ("docs", "dead", "postings", "facets", "sigs"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("DELETE FROM sqlite_sequence WHERE name = 'docs'")  # row ids restart; readers reload on the new epoch
             gen = int(self._info(conn)["gen"]) + 1
@@ -443,10 +450,38 @@ class KeywordIndex:
             if progress:
                 progress(len(seen), len(seen))
             conn.executemany("UPDATE info SET value = ? WHERE key = ?", [(str(seq), "seq"), (str(gen), "gen"), (_new_epoch(), "epoch")])
+            conn.execute("INSERT OR REPLACE INTO info VALUES ('sigs', 'all')")
             self._reset_memory()
         with contextlib.suppress(sqlite3.OperationalError):  # readers may hold the WAL: it is truncated later then
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         log.info("keyword index over %d chunks built in %.2f s", len(seen), time.perf_counter() - t)
+
+    # --- syndication signatures (ingest.syndication) -------------------------------------------------
+    def signatures(self) -> list[tuple[str, str, str]]:
+        """(article id, syndication group, encoded MinHash) of every stored article that has a signature, as of
+        the store's current version: kept here by the same catch-up as the postings, so an ingest process
+        reads one table instead of every first chunk's metadata from the store."""
+        self.refresh()
+        with self.lock:
+            return self._repairing(self._signatures)
+
+    def _signatures(self) -> list[tuple[str, str, str]]:
+        conn = self._connect()
+        with _read(conn):
+            if self._info(conn).get("sigs") == "all":
+                return conn.execute("SELECT article_id, grp, minhash FROM sigs").fetchall()
+        # A file from before the table: fill it once from the store (read before the file's write lock is
+        # taken, as in _catch_up); rows of chunks the file does not hold are left to the next catch-up.
+        firsts = [(cid, ChunkMeta.from_metadata(md)) for cid, md, _ in self.store.iter_metadatas(where={CHUNK_INDEX: 0})]
+        with _write(conn):
+            if self._info(conn).get("sigs") != "all":
+                conn.execute("DELETE FROM sigs")
+                for part in _parts([(cid, m) for cid, m in firsts if m.minhash and m.group]):
+                    rows = dict(conn.execute(f"SELECT chunk_id, rowid FROM docs WHERE chunk_id IN ({_marks(part)})", [c for c, _ in part]).fetchall())
+                    conn.executemany("INSERT INTO sigs VALUES (?, ?, ?, ?)",
+                                     [(rows[cid], m.article_id, m.group, m.minhash) for cid, m in part if cid in rows])
+                conn.execute("INSERT OR REPLACE INTO info VALUES ('sigs', 'all')")
+            return conn.execute("SELECT article_id, grp, minhash FROM sigs").fetchall()
 
     # --- this process's view -------------------------------------------------------------------
     def _sync(self, conn: sqlite3.Connection) -> None:

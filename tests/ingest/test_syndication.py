@@ -166,3 +166,69 @@ def test_ask_cites_one_copy_and_lists_the_others(ingestor) -> None:
     as_json = json.loads(json.dumps(answer.as_dict()))
     cited = next(c for c in as_json["citations"] if c["article_id"] == ferry[0].article_id)
     assert [c["source"] for c in cited["also_published"]] == ["Harbor Ledger", "Coast Daily"]
+
+
+def test_bands_find_the_candidates_datasketch_finds() -> None:
+    """``Bands`` (numpy, built at once) against datasketch's MinHashLSH with the same b and r: the same candidates
+    for signatures that share some bands, after builds, additions, replacements and removals."""
+    import numpy as np
+    from datasketch import LeanMinHash, MinHashLSH
+
+    from ingest.syndication import LSH_THRESHOLD, LSH_WEIGHTS, NUM_PERM, SCHEME, Bands
+
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 2**32, size=(20, NUM_PERM), dtype=np.uint64)
+    # 300 signatures, each a mix of one of 20 bases and noise: many share bands with others, many do not.
+    sigs = np.where(rng.random((300, NUM_PERM)) < rng.random((300, 1)), base[rng.integers(0, 20, 300)],
+                    rng.integers(0, 2**32, size=(300, NUM_PERM), dtype=np.uint64))
+    ref = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM, weights=LSH_WEIGHTS)
+
+    def mh(v: np.ndarray) -> LeanMinHash:
+        return LeanMinHash(seed=1, hashvalues=v, scheme=SCHEME)
+
+    ids = [f"a{i}" for i in range(300)]
+    for aid, v in zip(ids[:200], sigs[:200]):
+        ref.insert(aid, mh(v))
+    bands = Bands(ref.b, ref.r)
+    bands.build(ids[:200], sigs[:200].astype(np.uint32))
+    for aid, v in zip(ids[200:250], sigs[200:250]):  # added after the build
+        ref.insert(aid, mh(v))
+        bands.add(aid, v.astype(np.uint32))
+    for aid in ids[::7]:  # removed: built rows and added ones
+        if aid in ref.keys:
+            ref.remove(aid)
+        bands.remove(aid)
+    ref.remove("a3")
+    ref.insert("a3", mh(sigs[260]))  # a changed article: its new signature replaces the old
+    bands.add("a3", sigs[260].astype(np.uint32))
+    found = 0
+    for v in sigs:
+        want = set(ref.query(mh(v)))
+        assert bands.query(v.astype(np.uint32)) == want
+        found += len(want) > 1
+    assert found > 100  # the check compared real candidate sets, not empty ones
+
+
+def test_the_keyword_index_keeps_the_signatures_and_fills_an_older_file(ingestor) -> None:
+    import sqlite3
+
+    from rag.keywords import KeywordIndex
+    from rag.schema import ChunkMeta
+
+    def stored() -> set[tuple[str, str, str]]:
+        return {(m.article_id, m.group, m.minhash) for m in (ChunkMeta.from_metadata(md) for _c, md, _ in ingestor.store.iter_metadatas())
+                if m.chunk_index == 0 and m.minhash}
+
+    ingestor.ingest([str(SYND)])
+    assert len(stored()) == 6 and set(ingestor.store.keywords.signatures()) == stored()
+    ingestor.delete(ids_by_file(ingestor.store)["ferry-wire.md"])
+    assert len(stored()) == 5 and set(ingestor.store.keywords.signatures()) == stored()
+    # A file written before the table existed: filled from the store once, at first use.
+    path = ingestor.store.keywords.path
+    ingestor.store.keywords.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM sigs")
+        conn.execute("DELETE FROM info WHERE key = 'sigs'")
+    assert set(KeywordIndex(ingestor.store).signatures()) == stored()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM info WHERE key = 'sigs'").fetchone() == ("all",)
