@@ -109,17 +109,24 @@ class Corpus:
 
         from rag.schema import ChunkMeta
 
+        from ingest.syndication import signature
+        from rag.copies import own_group
+
         rng = random.Random(self.seed * 1_000_003 + i)
         head = self.heads[rng.randrange(len(self.heads))]
         day = 20230101 + rng.randrange(2) * 10000 + rng.randrange(12) * 100 + rng.randrange(28)
         date = f"{day // 10000}-{day // 100 % 100:02d}-{day % 100:02d}"
         aid = f"scale{i:08d}"
+        texts = [" ".join(rng.sample(self.sents, rng.randint(6, 9))) + (f" {marker}" if marker else "") for _ in range(3)]
+        # As ingest stores it: the syndication group on every chunk, the article's MinHash on its first, so
+        # an ingest into this archive loads as many signatures as it would from a real one.
+        sig = signature(" ".join(texts))
         ids, docs, metas = [], [], []
-        for c in range(3):
-            text = " ".join(rng.sample(self.sents, rng.randint(6, 9))) + (f" {marker}" if marker else "")
+        for c, text in enumerate(texts):
             md = ChunkMeta(article_id=aid, content_hash="h0", chunk_index=c, n_chunks=3, start=c * 1000, end=c * 1000 + len(text),
                            title=head["title"], source=head["source"], url=f"https://bench.invalid/{aid}", published_at=f"{date}T00:00:00+00:00",
-                           date=date, date_num=day, origin="bench").to_metadata()
+                           date=date, date_num=day, origin="bench", group=own_group(aid, "h0"),
+                           minhash=sig.encode() if sig and c == 0 else "").to_metadata()
             node = TextNode(id_=f"{aid}-{c}", text=text, metadata=md, excluded_embed_metadata_keys=list(md), excluded_llm_metadata_keys=list(md))
             node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=aid)
             ids.append(node.id_)
