@@ -169,7 +169,7 @@ class KeywordIndex:
                 have = dict(conn.execute("SELECT key, value FROM info").fetchall())
                 if not have:
                     conn.executemany("INSERT INTO info VALUES (?, ?)", [("format", FORMAT), ("seq", "-1"), ("gen", "0"), ("epoch", _new_epoch()),
-                                                                        ("sigs", "all")])
+                                                                        ("sigs", "0")])
                 elif have.get("format") != FORMAT:
                     raise _OtherFormat(f"format {have.get('format')!r}, expected {FORMAT!r}")  # no error code: rebuilt
         except BaseException:
@@ -342,6 +342,9 @@ class KeywordIndex:
         postings = self._add_docs(conn, present.items(), gen)
         self._write_postings(conn, postings)
         conn.execute("UPDATE info SET value = ? WHERE key = 'gen'", (str(gen),))
+        # 'sigs' names the generation up to which the signature table is complete; a write by a version of
+        # Byline from before the table leaves it behind, and the table is then filled again at next use.
+        conn.execute("UPDATE info SET value = ? WHERE key = 'sigs' AND value = ?", (str(gen), str(gen - 1)))
         self._sync(conn)
         self._merge(conn, postings)
 
@@ -450,7 +453,7 @@ class KeywordIndex:
             if progress:
                 progress(len(seen), len(seen))
             conn.executemany("UPDATE info SET value = ? WHERE key = ?", [(str(seq), "seq"), (str(gen), "gen"), (_new_epoch(), "epoch")])
-            conn.execute("INSERT OR REPLACE INTO info VALUES ('sigs', 'all')")
+            conn.execute("INSERT OR REPLACE INTO info VALUES ('sigs', ?)", (str(gen),))
             self._reset_memory()
         with contextlib.suppress(sqlite3.OperationalError):  # readers may hold the WAL: it is truncated later then
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -467,20 +470,25 @@ class KeywordIndex:
 
     def _signatures(self) -> list[tuple[str, str, str]]:
         conn = self._connect()
+        def complete() -> bool:
+            info = self._info(conn)
+            return info.get("sigs") == info["gen"]
+
         with _read(conn):
-            if self._info(conn).get("sigs") == "all":
+            if complete():
                 return conn.execute("SELECT article_id, grp, minhash FROM sigs").fetchall()
-        # A file from before the table: fill it once from the store (read before the file's write lock is
-        # taken, as in _catch_up); rows of chunks the file does not hold are left to the next catch-up.
+        # A file from before the table, or written to since by a version without it: fill the table from the
+        # store (read before the file's write lock is taken, as in _catch_up); rows of chunks the file does
+        # not hold yet are added by the catch-up that adds those chunks.
         firsts = [(cid, ChunkMeta.from_metadata(md)) for cid, md, _ in self.store.iter_metadatas(where={CHUNK_INDEX: 0})]
         with _write(conn):
-            if self._info(conn).get("sigs") != "all":
+            if not complete():
                 conn.execute("DELETE FROM sigs")
                 for part in _parts([(cid, m) for cid, m in firsts if m.minhash and m.group]):
                     rows = dict(conn.execute(f"SELECT chunk_id, rowid FROM docs WHERE chunk_id IN ({_marks(part)})", [c for c, _ in part]).fetchall())
                     conn.executemany("INSERT INTO sigs VALUES (?, ?, ?, ?)",
                                      [(rows[cid], m.article_id, m.group, m.minhash) for cid, m in part if cid in rows])
-                conn.execute("INSERT OR REPLACE INTO info VALUES ('sigs', 'all')")
+                conn.execute("INSERT OR REPLACE INTO info VALUES ('sigs', ?)", (self._info(conn)["gen"],))
             return conn.execute("SELECT article_id, grp, minhash FROM sigs").fetchall()
 
     # --- this process's view -------------------------------------------------------------------

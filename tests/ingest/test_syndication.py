@@ -223,12 +223,16 @@ def test_the_keyword_index_keeps_the_signatures_and_fills_an_older_file(ingestor
     assert len(stored()) == 6 and set(ingestor.store.keywords.signatures()) == stored()
     ingestor.delete(ids_by_file(ingestor.store)["ferry-wire.md"])
     assert len(stored()) == 5 and set(ingestor.store.keywords.signatures()) == stored()
-    # A file written before the table existed: filled from the store once, at first use.
     path = ingestor.store.keywords.path
     ingestor.store.keywords.close()
+    # A file written before the table existed: filled from the store once, at first use.
     with sqlite3.connect(path) as conn:
         conn.execute("DELETE FROM sigs")
         conn.execute("DELETE FROM info WHERE key = 'sigs'")
     assert set(KeywordIndex(ingestor.store).signatures()) == stored()
+    # A write by a version without the table (its rows missing, the generation moved on): filled again.
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM info WHERE key = 'sigs'").fetchone() == ("all",)
+        assert conn.execute("SELECT value FROM info WHERE key = 'sigs'").fetchone() == conn.execute("SELECT value FROM info WHERE key = 'gen'").fetchone()
+        conn.execute("DELETE FROM sigs WHERE rowid = (SELECT max(rowid) FROM sigs)")
+        conn.execute("UPDATE info SET value = value + 1 WHERE key = 'gen'")
+    assert set(KeywordIndex(ingestor.store).signatures()) == stored()
