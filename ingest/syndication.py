@@ -230,11 +230,12 @@ class SyndicationIndex:
             if sig is None:
                 return Placement(own)
             values = np.asarray(sig.minhash.hashvalues, dtype=np.uint32)
-            best, best_j = "", -1.0
-            for cand in self.bands.query(values):
-                j = float(np.mean(values == self.sigs[cand]))  # as Signature.jaccard
-                if j >= MIN_JACCARD and (j > best_j or (j == best_j and cand < best)):
-                    best, best_j = cand, j
+            best = ""
+            cands = sorted(self.bands.query(values))
+            if cands:  # the closest candidate at MIN_JACCARD or above; of equals, the first id
+                js = (np.stack([self.sigs[c] for c in cands]) == values).mean(axis=1)  # as Signature.jaccard
+                if (js >= MIN_JACCARD).any():
+                    best = cands[int(np.argmax(js))]
             group = self.groups[best] if best else own
             self._add(article.id, group, values)
             return Placement(group, sig.encode(), best)

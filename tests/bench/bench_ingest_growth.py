@@ -85,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             n = len(store.keywords.signatures())
             print(f"{a['folder']}: {n:,} signatures in the keyword index, read (or filled once) in {time.perf_counter() - t:.1f} s", flush=True)
         store.close()
+    # New article numbers for this invocation: after those earlier invocations took (noted in each folder).
+    marks = [a["folder"] / "bench_ingest_growth.next" for a in archives]
+    start = max([FIRST_NEW] + [int(m.read_text()) for m in marks if m.exists()])
+    for m in marks:
+        m.write_text(str(start + args.rounds * 2 * args.articles))
     corpus = Corpus()
     embedder = get_embedder(archives[0]["settings"])
     embedder.embed(["warm up"])
@@ -92,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.rounds):
         order = archives if r % 2 == 0 else archives[::-1]
         for a in order:
-            base = FIRST_NEW + r * 2 * args.articles
+            base = start + r * 2 * args.articles
             first_batch = new_articles(corpus, base, args.articles)
             next_batch = new_articles(corpus, base + args.articles, args.articles)
             ing = Ingestor(a["settings"], embedder=embedder)
