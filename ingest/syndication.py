@@ -119,6 +119,8 @@ class Bands:
     def keys(self, values: np.ndarray) -> np.ndarray:
         """Band keys of signatures (rows of ``values``): each band's ``r`` values mixed into one 64-bit key; a
         collision only adds a candidate, which the Jaccard check then drops."""
+        if self.r == 2:  # two 32-bit values are one 64-bit key exactly (no mixing, no collision)
+            return np.ascontiguousarray(np.atleast_2d(values)[:, : 2 * self.b], dtype=np.uint32).view(np.uint64)
         v = np.atleast_2d(values).astype(np.uint64)[:, : self.b * self.r].reshape(-1, self.b, self.r)
         k = np.zeros(v.shape[:2], dtype=np.uint64)
         with np.errstate(over="ignore"):
@@ -128,7 +130,7 @@ class Bands:
 
     def build(self, ids: list[str], values: np.ndarray) -> None:
         keys = self.keys(values).T if len(ids) else np.zeros((self.b, 0), dtype=np.uint64)
-        self._order = np.argsort(keys, axis=1, kind="stable")
+        self._order = np.argsort(keys, axis=1)
         self._keys = np.take_along_axis(keys, self._order, axis=1)
         self._ids = list(ids)
         self._row = {aid: i for i, aid in enumerate(ids)}

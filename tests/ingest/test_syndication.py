@@ -168,7 +168,8 @@ def test_ask_cites_one_copy_and_lists_the_others(ingestor) -> None:
     assert [c["source"] for c in cited["also_published"]] == ["Harbor Ledger", "Coast Daily"]
 
 
-def test_bands_find_the_candidates_datasketch_finds() -> None:
+@pytest.mark.parametrize("threshold", [None, 0.5])  # Byline's (two values a band) and one of five values a band
+def test_bands_find_the_candidates_datasketch_finds(threshold: float | None) -> None:
     """``Bands`` (numpy, built at once) against datasketch's MinHashLSH with the same b and r: the same candidates
     for signatures that share some bands, after builds, additions, replacements and removals."""
     import numpy as np
@@ -181,7 +182,7 @@ def test_bands_find_the_candidates_datasketch_finds() -> None:
     # 300 signatures, each a mix of one of 20 bases and noise: many share bands with others, many do not.
     sigs = np.where(rng.random((300, NUM_PERM)) < rng.random((300, 1)), base[rng.integers(0, 20, 300)],
                     rng.integers(0, 2**32, size=(300, NUM_PERM), dtype=np.uint64))
-    ref = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM, weights=LSH_WEIGHTS)
+    ref = MinHashLSH(threshold=threshold or LSH_THRESHOLD, num_perm=NUM_PERM, weights=(0.5, 0.5) if threshold else LSH_WEIGHTS)
 
     def mh(v: np.ndarray) -> LeanMinHash:
         return LeanMinHash(seed=1, hashvalues=v, scheme=SCHEME)
@@ -206,7 +207,7 @@ def test_bands_find_the_candidates_datasketch_finds() -> None:
         want = set(ref.query(mh(v)))
         assert bands.query(v.astype(np.uint32)) == want
         found += len(want) > 1
-    assert found > 100  # the check compared real candidate sets, not empty ones
+    assert found > 50  # the check compared real candidate sets, not empty ones
 
 
 def test_the_keyword_index_keeps_the_signatures_and_fills_an_older_file(ingestor) -> None:
