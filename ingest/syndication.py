@@ -58,20 +58,6 @@ class Signature:
         raw = np.asarray(self.minhash.hashvalues, dtype=np.uint32).tobytes()
         return f"{SIG_PREFIX}:{base64.b64encode(raw).decode()}"
 
-    @classmethod
-    def decode(cls, s: str) -> "Signature | None":
-        """None for an empty value or one written with other parameters."""
-        prefix, _, b64 = s.partition(":")
-        if prefix != SIG_PREFIX:
-            return None
-        try:
-            values = np.frombuffer(base64.b64decode(b64), dtype=np.uint32)
-        except ValueError:
-            return None
-        if len(values) != NUM_PERM:
-            return None
-        return cls(LeanMinHash(seed=1, hashvalues=values.astype(np.uint64), scheme=SCHEME))
-
     def jaccard(self, other: "Signature") -> float:
         """Estimated Jaccard similarity of the two shingle sets."""
         return float(np.mean(self.minhash.hashvalues == other.minhash.hashvalues))
@@ -103,8 +89,9 @@ class Placement:
 class Bands:
     """MinHash LSH: the articles that share a band (``r`` consecutive hash values, ``b`` bands) with a query
     are its candidates, as in datasketch's MinHashLSH with the same ``b`` and ``r``. The stored signatures are
-    indexed at once with numpy (each band's keys sorted), not one by one: datasketch's insert cost an ingest
-    process about 15 s at 100k articles before it placed its first one. Articles added later sit in dicts."""
+    indexed at once with numpy (each band's keys sorted), not one by one as datasketch inserts them, which
+    every ingest process into a large archive waited for before its first article (tests/bench/RESULTS.md,
+    fourteenth session). Articles added later sit in dicts."""
 
     def __init__(self, b: int, r: int) -> None:
         self.b, self.r = b, r

@@ -470,6 +470,7 @@ class KeywordIndex:
 
     def _signatures(self) -> list[tuple[str, str, str]]:
         conn = self._connect()
+
         def complete() -> bool:
             info = self._info(conn)
             return info.get("sigs") == info["gen"]
