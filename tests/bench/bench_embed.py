@@ -16,7 +16,8 @@ alternating order (A B C, C B A, ...) after a warm-up, so a noisy machine hurts 
 Texts: the MultiHop-RAG articles (../shared/eval/multihop-rag, read at run time) chunked as ingest
 chunks them, plus the chunks of longer articles made by joining each run of ``--join`` consecutive
 bodies of one outlet (the partial bodies are short; real news chunks run to the full chunk size).
-Ingest uses the real articles only.
+Ingest uses the real articles, or with ``--long N`` N articles of three full paragraphs each (bench_scale's
+recombined sentences, about 4 chunks an article), closer to real news than the excerpts' one short chunk.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2, help="timed runs per contender (alternating order; default 2)")
     ap.add_argument("--join", type=int, default=4, help="bodies per joined article (default 4)")
+    ap.add_argument("--long", type=int, default=0, metavar="N", help="ingest N three-paragraph articles instead of the excerpts")
+    ap.add_argument("--skip-embedding", action="store_true", help="only the ingest comparison")
     ap.add_argument("--json", help="also write the numbers to this JSON file")
     args = ap.parse_args(argv)
 
@@ -132,24 +135,30 @@ def main(argv: list[str] | None = None) -> int:
         }
 
         arts, joined = load_articles(args.join)
+        if args.long:
+            from bench_ingest_growth import new_articles  # the script's own folder is on sys.path
+            from bench_scale import Corpus
+
+            arts = new_articles(Corpus(), 0, args.long)
         chunker = Ingestor(settings, embedder=torch_e).chunker
         texts = [embed_text(a, c.text) for a in [*arts, *joined] for c in chunker.split(a)]
         n_tokens = [len(torch_e.tokenize(t)) for t in texts]
         res.update(texts=len(texts), mean_tokens=statistics.mean(n_tokens), articles=len(arts))
 
-        console.print(f"embedding {len(texts)} chunk texts (mean {res['mean_tokens']:.0f} tokens) with each embedder …")
         for e in embedders.values():
             e.embed_array(texts[:64])  # warm-up
-        ref = torch_e.embed_array(texts)
-        embed_s = rounds({k: (lambda e=e: timed(lambda: e.embed_array(texts))) for k, e in embedders.items()}, args.rounds)
         rows = {}
-        for k, e in embedders.items():
-            cos = (e.embed_array(texts) * ref).sum(axis=1)
-            s = statistics.mean(embed_s[k])
-            rows[k] = {"texts_per_s": len(texts) / s, "runs_s": embed_s[k], "cos_min": float(cos.min()), "cos_mean": float(cos.mean())}
-        base = rows["torch (sentence-transformers)"]["texts_per_s"]
-        for r in rows.values():
-            r["vs_torch"] = r["texts_per_s"] / base
+        if not args.skip_embedding:
+            console.print(f"embedding {len(texts)} chunk texts (mean {res['mean_tokens']:.0f} tokens) with each embedder …")
+            ref = torch_e.embed_array(texts)
+            embed_s = rounds({k: (lambda e=e: timed(lambda: e.embed_array(texts))) for k, e in embedders.items()}, args.rounds)
+            for k, e in embedders.items():
+                cos = (e.embed_array(texts) * ref).sum(axis=1)
+                s = statistics.mean(embed_s[k])
+                rows[k] = {"texts_per_s": len(texts) / s, "runs_s": embed_s[k], "cos_min": float(cos.min()), "cos_mean": float(cos.mean())}
+            base = rows["torch (sentence-transformers)"]["texts_per_s"]
+            for r in rows.values():
+                r["vs_torch"] = r["texts_per_s"] / base
         res["embedding"] = rows
 
         console.print(f"ingesting the {len(arts)} articles: naive llama-index pipeline, Byline (minilm), Byline (minilm-onnx) …")
@@ -185,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(k, f"{r['texts_per_s']:.1f}", f"{r['vs_torch']:.2f}", f"{r['cos_min']:.4f} / {r['cos_mean']:.4f}",
                       " / ".join(f"{x:.1f}" for x in r["runs_s"]))
     out.print(table)
-    table = Table(title=f"ingest of {res['articles']} MultiHop-RAG articles into a fresh Chroma folder; "
+    table = Table(title=f"ingest of {res['articles']} {'three-paragraph' if args.long else 'MultiHop-RAG'} articles into a fresh Chroma folder; "
                         f"int8 export from scratch {res['export_int8_s']:.1f} s ({res['onnx_int8_mb']:.0f} MB)")
     for col in ("pipeline", "articles/s", "× naive", "runs (s)"):
         table.add_column(col, justify="left" if col == "pipeline" else "right")
