@@ -239,3 +239,22 @@ def test_the_keyword_index_keeps_the_signatures_and_fills_an_older_file(ingestor
         conn.execute("DELETE FROM sigs WHERE rowid = (SELECT max(rowid) FROM sigs)")
         conn.execute("UPDATE info SET value = value + 1 WHERE key = 'gen'")
     assert set(KeywordIndex(ingestor.store).signatures()) == stored()
+
+
+def test_a_copy_joins_the_group_of_a_story_another_process_ingested(ingestor, tmp_path) -> None:
+    """The ingesting process has loaded its LSH index; another process then writes the wire story. The copy
+    ingested next finds it through the signatures the keyword index caught up with from that write."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    ingestor.ingest([str(SYND / n) for n in ALONE])  # this process's index is now loaded and current
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BYLINE_")}
+    other = subprocess.run([sys.executable, "-m", "ui.cli", "ingest", str(SYND / FERRY[0]), "--data-dir", str(ingestor.settings.data_dir)],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert other.returncode == 0, other.stderr
+    rep = ingestor.ingest([str(SYND / FERRY[1])])
+    assert rep.added == 1 and rep.grouped == 1
+    assert partition(ingestor.store) == {frozenset(FERRY[:2]), frozenset(ALONE)}
