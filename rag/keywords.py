@@ -5,7 +5,9 @@ consistent snapshot). It holds, per chunk, its length in tokens and its outlet a
 term the postings (chunk row ids and term counts as packed arrays) in segments: each applied change
 appends one segment per term it touches, and a term's segments are merged (dropping deleted chunks)
 once it has ``_MERGE_AT`` of them. A process keeps only the chunk lengths and a live mask in memory,
-caught up from the file by generation number, so a query reads just its terms' postings.
+caught up from the file by generation number, so a query reads just its terms' postings. It also
+keeps each article's syndication signature (``sigs``, for ``ingest.syndication``), added and removed
+with the article's first chunk, so an ingest process need not read them all from Chroma.
 
 Scoring is what the earlier in-memory index (llama-index's bm25s retriever) computed, so rankings do
 not move: bm25s' tokens (lower case, ``\\w\\w+``, its English stopwords, PyStemmer English stems) over
