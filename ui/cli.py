@@ -185,8 +185,8 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _until_ctrl_c(work: Callable[[], Any], stop: Callable[[], None]) -> Any:
-    """Run ``work`` on a worker thread until it returns; the first Ctrl+C calls ``stop`` and waits for
-    ``work`` to finish (a poll in progress is saved), the second stops at once.
+    """Run ``work`` on a worker thread until it returns; the first Ctrl+C (or SIGTERM) calls ``stop`` and
+    waits for ``work`` to finish (a poll in progress is saved), the second stops at once.
 
     Why a thread: a signal handler runs on the main thread between two of its bytecodes, so calling
     ``stop`` there while the main thread itself sat inside the loop's ``Event.wait`` could block for ever
@@ -202,19 +202,21 @@ def _until_ctrl_c(work: Callable[[], Any], stop: Callable[[], None]) -> Any:
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
             box["error"] = exc
 
-    def on_sigint(*_: Any) -> None:
+    def on_signal(*_: Any) -> None:  # SIGTERM too: `docker stop`, systemd and compose stop a service with it
         print("byline: stopping (a poll in progress is finished and saved first; Ctrl+C again to stop at once)", file=sys.stderr, flush=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         stop()
 
     worker = threading.Thread(target=run, name="byline-watch", daemon=True)  # daemon: the second Ctrl+C does not wait for it
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         worker.start()
         while worker.is_alive():
             worker.join(0.5)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if "error" in box:
         raise box["error"]
     return box["result"]

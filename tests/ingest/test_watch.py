@@ -226,7 +226,8 @@ def test_one_watcher_per_data_folder_and_a_broken_state_file(site, settings, emb
     assert w.run([site.url("/feed.rss")], once=True)[site.url("/feed.rss")].new_items == 1
 
 
-def test_ctrl_c_stops_between_polls_and_keeps_the_state(site, tmp_path):
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])  # Ctrl+C, and how docker, systemd and compose stop a service
+def test_ctrl_c_stops_between_polls_and_keeps_the_state(site, tmp_path, signame):
     import signal
 
     site.set_feed("/feed.rss", ["1"])
@@ -238,7 +239,7 @@ def test_ctrl_c_stops_between_polls_and_keeps_the_state(site, tmp_path):
     try:
         line = proc.stdout.readline()  # the first poll is done; the watcher now waits for the next
         assert "HTTP 500" in line and "next try in 7200 s" in line
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, signame))
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
