@@ -145,12 +145,10 @@ class Bands:
         keys = self.keys(values)[0]
         found: set[str] = set()
         if self._keys.shape[1]:
-            lo = [np.searchsorted(self._keys[band], keys[band], side="left") for band in range(self.b)]
-            hi = [np.searchsorted(self._keys[band], keys[band], side="right") for band in range(self.b)]
             for band in range(self.b):
-                if hi[band] > lo[band]:
-                    rows = self._order[band, lo[band] : hi[band]]
-                    found.update(self._ids[i] for i in rows[self._alive[rows]])
+                lo, hi = np.searchsorted(self._keys[band], keys[band], side="left"), np.searchsorted(self._keys[band], keys[band], side="right")
+                rows = self._order[band, lo:hi]
+                found.update(self._ids[i] for i in rows[self._alive[rows]])
         for band, key in enumerate(keys.tolist()):
             found |= self._extra[band].get(key, set())
         return found

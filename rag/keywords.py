@@ -370,8 +370,8 @@ class KeywordIndex:
                 p[0].append(row)
                 p[1].append(tf)
             facets.append((m.source or "", month, grp))
-            if m.chunk_index == 0 and m.minhash and m.group:
-                sigs.append((row, m.article_id, m.group, m.minhash))
+            if sig := _sig_row(row, m):
+                sigs.append(sig)
         conn.executemany("INSERT INTO docs(rowid, chunk_id, article_id, length, source, month, gen, joined) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         conn.executemany("INSERT INTO sigs VALUES (?, ?, ?, ?)", sigs)
         self._count_facets(conn, facets, +1)
@@ -487,10 +487,10 @@ class KeywordIndex:
         with _write(conn):
             if not complete():
                 conn.execute("DELETE FROM sigs")
-                for part in _parts([(cid, m) for cid, m in firsts if m.minhash and m.group]):
+                for part in _parts(firsts):
                     rows = dict(conn.execute(f"SELECT chunk_id, rowid FROM docs WHERE chunk_id IN ({_marks(part)})", [c for c, _ in part]).fetchall())
                     conn.executemany("INSERT INTO sigs VALUES (?, ?, ?, ?)",
-                                     [(rows[cid], m.article_id, m.group, m.minhash) for cid, m in part if cid in rows])
+                                     [sig for cid, m in part if cid in rows and (sig := _sig_row(rows[cid], m))])
                 conn.execute("INSERT OR REPLACE INTO info VALUES ('sigs', ?)", (self._info(conn)["gen"],))
             return conn.execute("SELECT article_id, grp, minhash FROM sigs").fetchall()
 
@@ -619,6 +619,11 @@ def _touched(changes: "Iterable[Change]") -> tuple[set[str], set[str]]:
 
 def _new_epoch() -> str:
     return f"{time.time_ns()}"
+
+
+def _sig_row(row: int, m: ChunkMeta) -> tuple[int, str, str, str] | None:
+    """The signature table's row for chunk row ``row``: only an article's first chunk, with a signature and a group."""
+    return (row, m.article_id, m.group, m.minhash) if m.chunk_index == 0 and m.minhash and m.group else None
 
 
 def _parts(items: list[Any]) -> Iterator[list[Any]]:
