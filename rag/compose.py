@@ -29,7 +29,7 @@ from rag.citations import CheckedSentence, PassageIndex, is_refusal, render, str
 from rag.generators.base import GenerationInput, Generator
 from rag.generators.chat import format_passages
 from rag.planner import CHOICE, ENTITY, YES_NO, QuestionPlan, first_wants_later, outlet_clause, reports_named
-from rag.prompts import CHOICE_TASK, CLAIM_USER, ENTITY_TASK, SHORT_SYSTEM, SHORT_USER, VERDICT_TASK
+from rag.prompts import CHOICE_TASK, CLAIM_USER, ENTITY_TASK, SENTENCES_TASK, SHORT_SYSTEM, SHORT_USER, VERDICT_TASK
 from rag.policy import evidence_text, required_coverage, topic
 from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support
 from rag.types import Passage
@@ -71,6 +71,12 @@ def short_prompt(plan: QuestionPlan, passages_text: str, question: str) -> tuple
     else:
         task, n = ENTITY_TASK, 16
     return SHORT_SYSTEM, SHORT_USER.format(passages=passages_text, question=question, task=task), n
+
+
+def sentences_prompt(question: str, context: "Context") -> tuple[str, str]:
+    """(system, user) asking for cited sentences over the short reply's passages: the short prompt up to its
+    task line, so only the new task is processed before the first word (llama.cpp reuses the cached prefix)."""
+    return SHORT_SYSTEM, SHORT_USER.format(passages=format_passages(context.passages), question=question, task=SENTENCES_TASK)
 
 
 def parse_short(plan: QuestionPlan, reply: str) -> str | None:

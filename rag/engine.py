@@ -16,7 +16,16 @@ import threading
 import time
 from typing import Any, Iterator
 
-from rag.compose import SHORT_KINDS, compose_entity, compose_first, compose_order, compose_reported, compose_verdict, short_reply
+from rag.compose import (
+    SHORT_KINDS,
+    compose_entity,
+    compose_first,
+    compose_order,
+    compose_reported,
+    compose_verdict,
+    sentences_prompt,
+    short_reply,
+)
 from rag.config import Settings
 from rag.embed import SentenceTransformerEmbedding, get_embedder
 from rag.generators import create_generator, resolve_generator_name
@@ -41,6 +50,7 @@ from rag.planner import ENTITY, FIRST, OUTLET, PUBLISHED, YES_NO, QuestionPlan, 
 from rag.policy import refusal_text, retrieval_confident
 from rag.retrieve import Retriever
 from rag.store import Store
+from rag.text import approx_tokens
 from rag.types import Answer, Filters, Passage, Sources
 
 log = logging.getLogger(__name__)
@@ -195,6 +205,7 @@ class Engine:
         t = time.perf_counter()
         inp = generation_input(plan, clean.text, context, found)
         composed, tokens = None, 0
+        followup: tuple[str, str] | None = None  # the sentences prompt that continues a short reply's cached prefix
         if qplan.kind in (OUTLET, PUBLISHED):                                                           # 6a. from metadata
             composed = compose_reported(qplan.topic or standalone, inp, self.embedder.embed, s.min_support, qplan.kind == PUBLISHED)
         elif qplan.kind == FIRST:                                                                       # 6b. dates compared
@@ -216,6 +227,8 @@ class Engine:
                 composed = compose_verdict(qplan, value, short_inp, found.parts, self.embedder.embed)
             if composed is not None:
                 inp = short_inp
+            else:  # no usable reply: sentences from the same passages, most of the prompt already in the model's cache
+                context, inp, followup = short, short_inp, sentences_prompt(standalone, short)
         if composed is not None and composed[1]:
             text, citations, notes = composed
             timings["first_token"] = time.perf_counter() - t0
@@ -225,7 +238,8 @@ class Engine:
             return
 
         chunks: list[str] = []                                                                          # 6d. free text
-        for delta in gen.stream(inp):
+        deltas = gen.stream(inp) if followup is None else gen.stream_reply(*followup, s.max_new_tokens)
+        for delta in deltas:
             if not chunks:
                 timings["first_token"] = time.perf_counter() - t0
             chunks.append(delta)
@@ -235,7 +249,7 @@ class Engine:
         t = time.perf_counter()
         checked = verify(raw, inp, gen.uses_model, self.embedder, s)                                    # 7. verification
         timings["verify"] = time.perf_counter() - t
-        tokens += gen.prompt_tokens(inp)
+        tokens += gen.prompt_tokens(inp) if followup is None else approx_tokens("".join(followup))
         if not checked.citations:                                                                       # 8. nothing supported
             yield refuse(context.passages, prompt_tokens=tokens, notes=checked.notes)
             return

@@ -39,6 +39,13 @@ Answer:"""
 VERDICT_TASK = "Reply with one word: Yes or No."
 CHOICE_TASK = "Reply with one of: {options}."
 ENTITY_TASK = "Reply with the answer only (a name or a few words), not a sentence. If the passages do not say, reply: unknown"
+# When a short reply gives nothing usable, sentences are asked for in a prompt that repeats the short one up to
+# its task line, so the model's prompt cache already holds the passages and the question.
+SENTENCES_TASK = (
+    "Now write 1 to 3 short sentences that answer the question instead. End every sentence with the number of "
+    "the passage that supports it, like [1] or [2]. When the question asks about a date, say the date of the "
+    f"article you rely on. If the passages do not contain the answer, reply exactly: {REFUSAL_SENTENCE}"
+)
 
 REWRITE_SYSTEM = (
     "Rewrite the user's last question so that it can be understood without the conversation: "

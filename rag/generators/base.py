@@ -60,6 +60,10 @@ class Generator(Protocol):
         """One short reply to a free-form prompt (used to rewrite follow-ups), or None without a model."""
         ...
 
+    def stream_reply(self, system: str, user: str, max_tokens: int) -> Iterator[str]:
+        """A free-form prompt's reply as text deltas (none without a model)."""
+        ...
+
     def yes_probability(self, system: str, user: str) -> float | None:
         """For a prompt whose reply is Yes or No: the model's probability of "Yes" against "No" for its first
         token, or None when there is no model or it gives no log-probabilities (then ``complete`` is read)."""

@@ -67,8 +67,11 @@ class ChatModelGenerator:
         return stream_chat(self.llm, self.messages(inp), max_tokens=self.settings.max_new_tokens)
 
     def complete(self, system: str, user: str, max_tokens: int) -> str | None:
+        return "".join(self.stream_reply(system, user, max_tokens))
+
+    def stream_reply(self, system: str, user: str, max_tokens: int) -> Iterator[str]:
         msgs = [ChatMessage(role=MessageRole.SYSTEM, content=system), ChatMessage(role=MessageRole.USER, content=user)]
-        return "".join(stream_chat(self.llm, msgs, max_tokens=max_tokens))
+        return stream_chat(self.llm, msgs, max_tokens=max_tokens)
 
     def yes_probability(self, system: str, user: str) -> float | None:
         msgs = [ChatMessage(role=MessageRole.SYSTEM, content=system), ChatMessage(role=MessageRole.USER, content=user)]

@@ -37,6 +37,9 @@ class ExtractiveGenerator:
     def yes_probability(self, system: str, user: str) -> float | None:
         return None
 
+    def stream_reply(self, system: str, user: str, max_tokens: int) -> Iterator[str]:
+        return iter(())
+
     def stream(self, inp: GenerationInput) -> Iterator[str]:
         yield self.answer(inp)
 

@@ -61,3 +61,42 @@ def test_local_model_verdicts_accept_paraphrase_and_reject_the_unsupported(local
     assert a.citations and a.citations[0].source == "Harbor Ledger"
     a = ask("Did the Harbor Ledger report that the Port of Saltmere stayed open to ships throughout Storm Ingrid?", settings=local)
     assert a.text.startswith("No. Harbor Ledger"), a.text
+
+
+def test_sentences_after_a_short_reply_reuse_the_models_cached_prompt(local: Settings) -> None:
+    """The llama.cpp server's own counts: the follow-up prompt processes little more than its new task line."""
+    from types import SimpleNamespace
+
+    from rag import Engine
+    from rag.compose import sentences_prompt, short_prompt
+    from rag.generators.chat import format_passages
+    from rag.planner import ENTITY, QuestionPlan
+
+    engine = Engine(local)
+    question = "Which official announced the mass popular demonstrations?"
+    context = SimpleNamespace(passages=engine.search(question)[:3])
+    gen = engine.generator("local")
+    server, timings = gen.llm._get_server(), []
+
+    class Meter:  # stands between the LLM and its server (the extension type's method cannot be replaced)
+        def handle_chat_completions(self, req, callback=None):
+            def on_chunk(chunk):
+                if isinstance(chunk, dict) and chunk.get("timings"):
+                    timings.append(chunk["timings"])
+                return callback(chunk)
+            reply = server.handle_chat_completions(req, on_chunk) if callback else server.handle_chat_completions(req)
+            if callback is None and reply.get("timings"):
+                timings.append(reply["timings"])
+            return reply
+
+    gen.llm._server = Meter()
+    try:
+        system, user, n = short_prompt(QuestionPlan(ENTITY), format_passages(context.passages), question)
+        gen.complete(system, user, n)
+        text = "".join(gen.stream_reply(*sentences_prompt(question, context), 60))
+    finally:
+        gen.llm._server = server
+    first, follow = timings[0], timings[-1]
+    assert len(timings) == 2 and text.strip()
+    # Everything up to the task line came from the cache: far fewer new tokens than the short prompt took.
+    assert follow["cache_n"] >= 0.8 * (first["prompt_n"] + first["cache_n"]) and follow["prompt_n"] < 120, (first, follow)

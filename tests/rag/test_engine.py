@@ -69,3 +69,55 @@ def test_search_reads_the_question_as_ask_does(tmp_path: Path) -> None:
     assert named[0].source == other  # the outlet the question names comes first
     assert [p.number for p in named] == list(range(1, len(named) + 1))
     assert engine.search("storm port", k=3, filters={"sources": [other]})[0].source == other
+
+
+class _Unsure:
+    """A model stand-in that never gives a usable short reply ("unknown") and then writes one cited sentence,
+    recording every prompt it is sent."""
+
+    name, label, cost, uses_model = "unsure", "Unsure model", "instant", True
+
+    def __init__(self, settings: Settings) -> None:
+        self.prompts: list[tuple[str, str, str]] = []  # (method, system, user)
+
+    @classmethod
+    def check(cls, settings: Settings) -> None:
+        """Always available."""
+
+    def stream(self, inp):  # the full free-text prompt: must not be used after a short reply
+        self.prompts.append(("stream", "", ""))
+        yield "Ali al-Daffayi announced mass popular demonstrations. [1]"
+
+    def prompt_tokens(self, inp) -> int:
+        return 100
+
+    def complete(self, system: str, user: str, max_tokens: int) -> str:
+        self.prompts.append(("complete", system, user))
+        return "unknown"
+
+    def yes_probability(self, system: str, user: str) -> None:
+        return None
+
+    def stream_reply(self, system: str, user: str, max_tokens: int):
+        self.prompts.append(("stream_reply", system, user))
+        yield "Ali al-Daffayi announced mass popular demonstrations. [1]"
+
+
+def test_sentences_after_an_unusable_short_reply_repeat_its_prompt_up_to_the_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model's prompt cache then holds the passages and the question: only the new task line is processed."""
+    from rag.generators import REGISTRY
+    from rag.prompts import ENTITY_TASK, SENTENCES_TASK
+
+    monkeypatch.setitem(REGISTRY, "unsure", f"{__name__}:_Unsure")
+    s = load_settings(data_dir=tmp_path / "byline", generator="unsure")
+    Ingestor(s).ingest([str(DATA_DIR)])
+    engine = Engine(s)
+    a = engine.ask("Which official announced the mass popular demonstrations?")
+    calls = engine.generator().prompts
+    assert [c[0] for c in calls] == ["complete", "stream_reply"]
+    (_, sys1, short), (_, sys2, follow) = calls
+    head = short[: short.index(ENTITY_TASK)]
+    assert sys1 == sys2 and follow.startswith(head) and SENTENCES_TASK in follow[len(head):]
+    assert not a.refused and a.citations[0].source == "Breitbart" and "Daffayi" in a.text
+    # The answer's passages are the ones that prompt showed, numbered as it numbered them.
+    assert all(f"[{p.number}]" in head for p in a.passages)

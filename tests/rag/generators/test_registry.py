@@ -93,6 +93,9 @@ class FirstSentenceGenerator:
     def yes_probability(self, system: str, user: str) -> None:
         return None
 
+    def stream_reply(self, system: str, user: str, max_tokens: int) -> Any:
+        return iter(())
+
 
 def test_a_fourth_generator_is_one_class_and_one_registry_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ingest.pipeline import Ingestor
