@@ -107,6 +107,18 @@ def test_when_it_was_reported_is_the_supporting_article_date(embedder) -> None:
     assert text.startswith("It was reported on 12 March 2024 by Metro Wire")
 
 
+def test_an_undated_article_is_said_to_be_undated_not_given_a_date(embedder) -> None:
+    import dataclasses
+
+    undated = [dataclasses.replace(PASSAGES[0], date="")]
+    q = "When was the closure of the Port of Saltmere by Storm Ingrid reported?"
+    text, citations, _ = compose_reported(plan_question(q, OUTLETS).topic, _inp(embedder, q, undated), embedder.embed, 0.5, published=True)
+    assert text.startswith("Metro Wire reported it, but the archive holds no publication date for that article: “Storm Ingrid closed")
+    assert citations[0].date == ""
+    text, _, _ = compose_reported("Storm Ingrid closed the port", _inp(embedder, q, undated), embedder.embed, 0.5, published=False)
+    assert text.startswith("Metro Wire reported it (undated):")
+
+
 def test_which_came_first_compares_the_two_articles_dates(embedder) -> None:
     q = "Which came first: the port reopening after repairs or the council budget vote?"
     plan = plan_question(q, OUTLETS)
