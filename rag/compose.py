@@ -32,7 +32,7 @@ from rag.planner import CHOICE, ENTITY, YES_NO, QuestionPlan, first_wants_later,
 from rag.prompts import CHOICE_TASK, CLAIM_USER, ENTITY_TASK, SENTENCES_TASK, SHORT_SYSTEM, SHORT_USER, VERDICT_TASK
 from rag.policy import evidence_text, required_coverage, topic
 from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support
-from rag.types import Passage
+from rag.types import Filters, Passage
 
 if TYPE_CHECKING:
     from rag.config import Settings
@@ -285,6 +285,33 @@ def compose_reported(topic: str, inp: GenerationInput, embed: Embed, min_support
         sentences.append(CheckedSentence(text=f"{lead}: {_quote(sentence)}", cited=[n], support={n: score}, quote={n: sentence}, status="ok"))
     text, citations = render(sentences, dict(inp.index), {})
     return text, citations, []
+
+
+def compose_digest(inp: GenerationInput, filters: "Filters", limit: int) -> tuple[str, list, list[str]] | None:
+    """Up to ``limit`` of the articles found for a question that names only a time or an outlet, newest
+    first: each one's headline, outlet and date (its metadata, no model), cited with a sentence of it."""
+    firsts: dict[str, Passage] = {}
+    for p in inp.passages:
+        firsts.setdefault(p.article_id, p)
+    items = sorted(list(firsts.values())[:limit], key=lambda p: p.date or "", reverse=True)
+    if not items:
+        return None
+    head = "Articles in the archive"
+    if filters.sources:
+        head += " from " + ", ".join(filters.sources)
+    if filters.date_from and filters.date_to:
+        head += f" published {nice_date(filters.date_from)} to {nice_date(filters.date_to)}" if filters.date_from != filters.date_to \
+            else f" published on {nice_date(filters.date_from)}"
+    elif filters.date_from or filters.date_to:
+        head += f" published {'since' if filters.date_from else 'until'} {nice_date(filters.date_from or filters.date_to)}"
+    head += ", newest first"
+    sentences = [CheckedSentence(text=f"“{p.title or 'Untitled'}” ({p.source or 'unknown outlet'}, {nice_date(p.date)})", cited=[p.number],
+                                 support={p.number: 1.0}, quote={p.number: (inp.index[p.number].sentences or [p.text])[0]}, status="ok")
+                 for p in items]
+    _, citations = render(sentences, dict(inp.index), {})
+    # One line each; render numbered them 1..n in this order.
+    text = f"{head}:\n" + "\n".join(f"- {c.text} [{i}]" for i, c in enumerate(sentences, 1))
+    return text, citations, ["a list of articles found for the outlet or dates the question names: their own headlines, outlets and dates"]
 
 
 def compose_first(plan: QuestionPlan, inp: GenerationInput, parts: Parts, embed: Embed, min_support: float) -> tuple[str, list, list[str]] | None:

@@ -10,6 +10,7 @@ and runs the steps of ``rag.pipeline`` in order.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -18,6 +19,7 @@ from typing import Any, Iterator
 
 from rag.compose import (
     SHORT_KINDS,
+    compose_digest,
     compose_entity,
     compose_first,
     compose_order,
@@ -36,6 +38,7 @@ from rag.pipeline import (
     Retrieved,
     SearchPlan,
     clean_question,
+    digest_plan,
     fewer,
     generation_input,
     normalize_history,
@@ -46,7 +49,7 @@ from rag.pipeline import (
     verify,
     widen,
 )
-from rag.planner import ENTITY, FIRST, OUTLET, PUBLISHED, YES_NO, QuestionPlan, plan_question
+from rag.planner import DIGEST, ENTITY, FIRST, OUTLET, PUBLISHED, YES_NO, QuestionPlan, is_digest, plan_question
 from rag.policy import refusal_text, retrieval_confident
 from rag.retrieve import Retriever
 from rag.store import Store
@@ -125,10 +128,15 @@ class Engine:
         qplan = plan_question(standalone, outlets)
         plan = plan_search(standalone, Filters.coerce(filters), self.settings.reference_date or dt.date.today(),
                            self.retriever.archive_months(), outlets, qplan.outlets)
+        if is_digest(standalone, plan.date_phrases, qplan.outlets, plan.recency):
+            return digest_plan(plan, qplan.outlets), dataclasses.replace(qplan, kind=DIGEST)
         return plan, qplan
 
     def _retrieve(self, plan: SearchPlan, qplan: QuestionPlan, k: int | None = None) -> Retrieved:
-        return retrieve(plan, self.retriever, self.embedder, k or self.settings.top_k, qplan, self.settings.max_chunks_per_article)
+        k = k or self.settings.top_k
+        if qplan.kind == DIGEST:  # a digest lists articles: room for top_k of them, whatever each one's passages
+            k *= self.settings.max_chunks_per_article
+        return retrieve(plan, self.retriever, self.embedder, k, qplan, self.settings.max_chunks_per_article)
 
     def search(self, question: str, *, k: int | None = None, filters: Filters | dict[str, Any] | None = None) -> list[Passage]:
         """The passages Byline's retrieval finds for a standalone question, best first (dates read from it,
@@ -196,7 +204,7 @@ class Engine:
         def refuse(passages: Any, **fields: Any) -> Answer:
             return finish(refusal_text(standalone, plan.applied, self._chunk_count(), passages), passages, refused=True, **fields)
 
-        if context is None or not confident:  # 8. nothing found, or weak retrieval
+        if context is None or not (confident or qplan.kind == DIGEST):  # 8. nothing found, or weak retrieval
             answer = refuse(context.passages if context is not None else ())
             yield answer.text
             yield answer
@@ -206,7 +214,9 @@ class Engine:
         inp = generation_input(plan, clean.text, context, found)
         composed, tokens = None, 0
         followup: tuple[str, str] | None = None  # the sentences prompt that continues a short reply's cached prefix
-        if qplan.kind in (OUTLET, PUBLISHED):                                                           # 6a. from metadata
+        if qplan.kind == DIGEST:                                                                        # 6a. from metadata
+            composed = compose_digest(inp, plan.filters, s.top_k)
+        elif qplan.kind in (OUTLET, PUBLISHED):
             composed = compose_reported(qplan.topic or standalone, inp, self.embedder.embed, s.min_support, qplan.kind == PUBLISHED)
         elif qplan.kind == FIRST:                                                                       # 6b. dates compared
             composed = compose_first(qplan, inp, found.parts, self.embedder.embed, s.min_support)

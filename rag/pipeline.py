@@ -144,6 +144,21 @@ def plan_search(question: str, user_filters: Filters, reference: dt.date, archiv
                       loose_dates=intent.descriptive)
 
 
+def digest_plan(plan: SearchPlan, outlets: Sequence[str]) -> SearchPlan:
+    """The plan for a question that asks what the archive holds ("What happened in February 2024?"): its dates
+    filter (a month it names is otherwise only preferred), its outlets filter unless the user chose outlets,
+    newest first, and no widening: an empty window is an answer too."""
+    f = plan.filters
+    date_from, date_to = f.date_from, f.date_to
+    if not (date_from or date_to) and plan.boost:
+        date_from, date_to = min(a for a, _ in plan.boost).isoformat(), max(b for _, b in plan.boost).isoformat()
+    eff = Filters(sources=list(f.sources) or list(outlets), date_from=date_from, date_to=date_to)
+    applied = {k: v for k, v in plan.applied.items() if k != "preferred_dates"}
+    applied.update({k: v for k, v in {"sources": eff.sources, "date_from": eff.date_from, "date_to": eff.date_to}.items() if v})
+    applied["recency"] = True
+    return dataclasses.replace(plan, filters=eff, applied=applied, recency=True, boost=(), loose_dates=False)
+
+
 def widen(plan: SearchPlan) -> SearchPlan | None:
     """The plan without the dates read from the question, for when they match no article and they describe
     an event ("last week's game", in a question restating an older report), not when to search.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from rag.policy import is_yes_no_question
+from rag.text import STOPWORDS, words
 
 # What the question asks for.
 YES_NO = "yes_no"  # "Does X say ...?", "Was A reported before B?"
@@ -20,6 +21,7 @@ CHOICE = "choice"  # "..., consistent or inconsistent?": one of the options it l
 OUTLET = "outlet"  # "Which outlet reported ...?": the article's own metadata
 PUBLISHED = "published"  # "When was ... reported?": the article's own date
 FIRST = "first"  # "Which came first: X or Y?": the order of two reports, by their dates
+DIGEST = "digest"  # "What happened in February 2024?", "What did Breitbart report?": the articles themselves, newest first
 OPEN = "open"  # anything else: sentences written from the passages
 
 _WH = r"(?:who|whom|whose|what|which|when|where|why|how)"
@@ -195,3 +197,23 @@ def reports_named(question: str, outlets: Iterable[str]) -> dict[str, int]:
         (only,) = counts
         counts[only] = max(counts[only], 2)
     return counts
+
+
+# Words of a question that asks what the archive holds, not about something in particular.
+_BROWSE = frozenset("""happen happened happening happens news new newest latest recent recently today going go goes on
+    report reported reports reporting say said write wrote written cover covered covers coverage publish published
+    story stories article articles headline headlines anything something everything tell me give show list summary
+    summarise summarize update updates whats what's any top main big biggest""".split())
+
+
+def is_digest(question: str, date_phrases: Iterable[str], outlets: Iterable[str], recency: bool) -> bool:
+    """Whether a question names only a time, an outlet or recency, and no topic ("What happened in February
+    2024?", "What did Breitbart report?", "Latest news?"): it asks which articles the archive holds there."""
+    outlets = list(outlets)
+    phrases = [p for p in date_phrases if p]
+    if not (phrases or outlets or recency):
+        return False
+    rest = question
+    for name in sorted({a for o in outlets for a in _aliases(o)} | set(phrases), key=len, reverse=True):
+        rest = re.sub(r"(?<![\w])" + re.escape(name) + r"(?![\w])", " ", rest, flags=re.I)
+    return not [w for w in words(rest) if len(w) > 1 and w not in STOPWORDS and w not in _BROWSE and not w.isdigit()]

@@ -116,6 +116,23 @@ def test_latest_prefers_newer_articles(archive: Settings) -> None:
     assert a.filters.get("recency") is True
 
 
+def test_a_question_naming_only_a_month_or_an_outlet_lists_its_articles(archive: Settings) -> None:
+    """Asked what the archive holds (no topic), the answer lists the articles, each cited, newest first."""
+    a = ask("What happened in February 2024?", settings=archive)
+    assert not a.refused and a.filters["date_from"] == "2024-02-01" and a.filters["date_to"] == "2024-02-29"
+    assert a.text.startswith("Articles in the archive published 1 February 2024 to 29 February 2024, newest first:\n- “Storm Ingrid Shuts Port of Saltmere")
+    assert [c.source for c in a.citations] == ["Harbor Ledger"]
+    a = ask("What did the Valley Courier report?", settings=archive)
+    assert not a.refused and {c.source for c in a.citations} == {"Valley Courier"} and "Riverton City Council Approves" in a.text
+    a = ask("What's the latest news?", settings=archive)
+    dated = [c.date for c in a.citations if c.date]
+    assert len(a.citations) == 6 and dated == sorted(dated, reverse=True) and len({c.article_id for c in a.citations}) == 6
+    assert ask("What happened in May 2031?", settings=archive).refused  # an empty window says so
+    # A topic besides the outlet: an answer about it, not a list.
+    a = ask("What did the Valley Courier report about the budget vote?", settings=archive)
+    assert not a.text.startswith("Articles in the archive") and a.citations[0].source == "Valley Courier"
+
+
 def test_follow_up_is_rewritten_before_retrieval(archive: Settings) -> None:
     history = [
         {"role": "user", "content": "Who did Castlebridge Rovers appoint as head coach?"},
