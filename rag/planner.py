@@ -26,7 +26,7 @@ OPEN = "open"  # anything else: sentences written from the passages
 
 _WH = r"(?:who|whom|whose|what|which|when|where|why|how)"
 _AUX = r"(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)"
-_OUTLET_WORDS = r"(?:outlet|news\s+source|news\s+outlet|publication|newspaper|paper|site|website|news\s+site|source|media\s+outlet|news\s+organi[sz]ation|magazine|blog)"
+_OUTLET_WORDS = r"(?:(?:outlet|news\s+source|news\s+outlet|publication|newspaper|paper|site|website|news\s+site|source|media\s+outlet|news\s+organi[sz]ation|magazine|blog)s?)"
 _REPORT = r"(?:report(?:ed|s)?|publish(?:ed|es)?|cover(?:ed|s)?|wrote|write|writes|first\s+report(?:ed)?|broke|announce[ds]?|ran)"
 
 

@@ -36,6 +36,8 @@ OUTLETS = ["The Verge", "TechCrunch", "The Age", "The Roar | Sports Writers Blog
     ("What type of establishments offer welcome bonuses?", ENTITY),
     ("Which outlet reported that the Port of Saltmere closed?", OUTLET),
     ("Who reported that Storm Ingrid closed the port?", OUTLET),
+    ("Which outlets covered the storm?", OUTLET),
+    ("What newspapers reported that the port reopened?", OUTLET),
     ("Between the two articles, which news source reported on the storm?", OUTLET),
     ("When was the closure of the Port of Saltmere reported?", PUBLISHED),
     ("Which came first: the budget vote or the port closure?", FIRST),
