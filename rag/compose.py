@@ -287,16 +287,19 @@ def compose_reported(topic: str, inp: GenerationInput, embed: Embed, min_support
     return text, citations, []
 
 
-def compose_digest(inp: GenerationInput, filters: "Filters", limit: int) -> tuple[str, list, list[str]] | None:
-    """Up to ``limit`` of the articles found for a question that names only a time or an outlet, newest
-    first: each one's headline, outlet and date (its metadata, no model), cited with a sentence of it."""
+def compose_digest(inp: GenerationInput, filters: "Filters", limit: int, topic: str = "",
+                   relevant: Callable[[Passage], bool] = lambda p: True) -> tuple[str, list, list[str]] | None:
+    """Up to ``limit`` of the articles found for a question that names only a time or an outlet (or asks for the
+    articles on a ``topic``, then only the ``relevant`` ones), newest first: each one's headline, outlet and
+    date (its metadata, no model), cited with a sentence of it."""
     firsts: dict[str, Passage] = {}
     for p in inp.passages:
-        firsts.setdefault(p.article_id, p)
+        if relevant(p):
+            firsts.setdefault(p.article_id, p)
     items = sorted(list(firsts.values())[:limit], key=lambda p: p.date or "", reverse=True)
     if not items:
         return None
-    head = "Articles in the archive"
+    head = "Articles in the archive" + (f" on “{topic}”" if topic else "")
     if filters.sources:
         head += " from " + ", ".join(filters.sources)
     if filters.date_from and filters.date_to:
@@ -306,12 +309,13 @@ def compose_digest(inp: GenerationInput, filters: "Filters", limit: int) -> tupl
         head += f" published {'since' if filters.date_from else 'until'} {nice_date(filters.date_from or filters.date_to)}"
     head += ", newest first"
     sentences = [CheckedSentence(text=f"“{p.title or 'Untitled'}” ({p.source or 'unknown outlet'}, {nice_date(p.date)})", cited=[p.number],
-                                 support={p.number: 1.0}, quote={p.number: (inp.index[p.number].sentences or [p.text])[0]}, status="ok")
+                                 support={p.number: 1.0}, quote={p.number: _best_sentence(inp.index[p.number], inp.query_vector)}, status="ok")
                  for p in items]
     _, citations = render(sentences, dict(inp.index), {})
     # One line each; render numbered them 1..n in this order.
     text = f"{head}:\n" + "\n".join(f"- {c.text} [{i}]" for i, c in enumerate(sentences, 1))
-    return text, citations, ["a list of articles found for the outlet or dates the question names: their own headlines, outlets and dates"]
+    what = f"the articles found on that topic" if topic else "the articles found for the outlet or dates the question names"
+    return text, citations, [f"a list of {what}: their own headlines, outlets and dates"]
 
 
 def compose_first(plan: QuestionPlan, inp: GenerationInput, parts: Parts, embed: Embed, min_support: float) -> tuple[str, list, list[str]] | None:

@@ -49,11 +49,11 @@ from rag.pipeline import (
     verify,
     widen,
 )
-from rag.planner import DIGEST, ENTITY, FIRST, OUTLET, PUBLISHED, YES_NO, QuestionPlan, is_digest, plan_question
+from rag.planner import ARTICLES, DIGEST, ENTITY, FIRST, OUTLET, PUBLISHED, YES_NO, QuestionPlan, is_digest, plan_question
 from rag.policy import refusal_text, retrieval_confident
 from rag.retrieve import Retriever
 from rag.store import Store
-from rag.text import approx_tokens
+from rag.text import approx_tokens, content_words
 from rag.types import Answer, Filters, Passage, Sources
 
 log = logging.getLogger(__name__)
@@ -130,11 +130,13 @@ class Engine:
                            self.retriever.archive_months(), outlets, qplan.outlets)
         if is_digest(standalone, plan.date_phrases, qplan.outlets, plan.recency):
             return digest_plan(plan, qplan.outlets), dataclasses.replace(qplan, kind=DIGEST)
+        if qplan.kind == ARTICLES:  # searched for what the articles must be about, not for "list the articles"
+            return dataclasses.replace(plan, question=qplan.topic), qplan
         return plan, qplan
 
     def _retrieve(self, plan: SearchPlan, qplan: QuestionPlan, k: int | None = None) -> Retrieved:
         k = k or self.settings.top_k
-        if qplan.kind == DIGEST:  # a digest lists articles: room for top_k of them, whatever each one's passages
+        if qplan.kind in (DIGEST, ARTICLES):  # a list of articles: room for top_k of them, whatever each one's passages
             k *= self.settings.max_chunks_per_article
         return retrieve(plan, self.retriever, self.embedder, k, qplan, self.settings.max_chunks_per_article)
 
@@ -162,6 +164,7 @@ class Engine:
         standalone = rewrite_question(clean.text, normalize_history(history), gen)                      # 1. follow-ups
         timings["rewrite"] = time.perf_counter() - t
         plan, qplan = self._plan(standalone, filters)                                                   # 2. dates, 3. what is asked
+        focus = plan.question  # what the passages must be about ("List the articles about Iraq": Iraq)
 
         def search(p: SearchPlan) -> Retrieved:
             t = time.perf_counter()
@@ -173,9 +176,9 @@ class Engine:
             if not found.passages:
                 return None, False
             t = time.perf_counter()
-            context = select_context(found, standalone, self.embedder, s.context_tokens)              # 5. tight context
+            context = select_context(found, focus, self.embedder, s.context_tokens)                   # 5. tight context
             timings["select"] = time.perf_counter() - t
-            return context, retrieval_confident(context.passages, context.best_cosine, context.best_overlap, standalone, s)
+            return context, retrieval_confident(context.passages, context.best_cosine, context.best_overlap, focus, s)
 
         def sources(found: Retrieved) -> Sources:  # sources first: retrieval takes a fraction of a second, writing takes many
             timings["sources"] = time.perf_counter() - t0
@@ -216,6 +219,10 @@ class Engine:
         followup: tuple[str, str] | None = None  # the sentences prompt that continues a short reply's cached prefix
         if qplan.kind == DIGEST:                                                                        # 6a. from metadata
             composed = compose_digest(inp, plan.filters, s.top_k)
+        elif qplan.kind == ARTICLES:  # those that share the topic's words or are close to it in meaning
+            words = set(content_words(qplan.topic))
+            composed = compose_digest(inp, plan.filters, s.top_k, qplan.topic, lambda p: p.dense_score >= s.min_dense_score
+                                      or bool(words & set(content_words(p.evidence()))))
         elif qplan.kind in (OUTLET, PUBLISHED):
             composed = compose_reported(qplan.topic or standalone, inp, self.embedder.embed, s.min_support, qplan.kind == PUBLISHED)
         elif qplan.kind == FIRST:                                                                       # 6b. dates compared

@@ -22,6 +22,7 @@ OUTLET = "outlet"  # "Which outlet reported ...?": the article's own metadata
 PUBLISHED = "published"  # "When was ... reported?": the article's own date
 FIRST = "first"  # "Which came first: X or Y?": the order of two reports, by their dates
 DIGEST = "digest"  # "What happened in February 2024?", "What did Breitbart report?": the articles themselves, newest first
+ARTICLES = "articles"  # "List the articles about Iraq", "Which stories mention Saltmere?": the articles on a topic
 OPEN = "open"  # anything else: sentences written from the passages
 
 _WH = r"(?:who|whom|whose|what|which|when|where|why|how)"
@@ -116,6 +117,11 @@ def _choice_options(question: str) -> tuple[str, ...]:
     return (a, b)
 
 
+# "List the articles about X", "Show me stories on X", "Which articles mention X?": a list, not an answer.
+_LIST = re.compile(r"\s*(?:please\s+)?(?:(?:list|show(?:\s+me)?|find|give\s+me|are\s+there)\s+(?:all\s+|any\s+)?(?:the\s+)?|(?:which|what)\s+)"
+                   r"(?:articles|stories|reports|news\s+stories|pieces)\s+(?:(?:are|were)\s+)?(?:about|on|mentioning|(?:that\s+)?mention(?:ed)?|covering|(?:that\s+)?cover(?:ed)?)\s+(.+)$", re.I)
+
+
 def plan_question(question: str, sources: Iterable[str] = ()) -> QuestionPlan:
     """The kind of answer a question wants and the outlets it names (matched against ``sources``)."""
     q = question.strip()
@@ -137,6 +143,8 @@ def plan_question(question: str, sources: Iterable[str] = ()) -> QuestionPlan:
     if m:
         topic = " ".join(g.strip(" ?") for g in m.groups() if g and g.strip(" ?"))
         return QuestionPlan(PUBLISHED, outlets, topic=topic)
+    if m := _LIST.match(q):
+        return QuestionPlan(ARTICLES, outlets, topic=m.group(1).rstrip(" ?."))
     if choice := _choice_options(q):
         return QuestionPlan(CHOICE, outlets, choice)
     if is_yes_no_question(main):

@@ -128,6 +128,12 @@ def test_a_question_naming_only_a_month_or_an_outlet_lists_its_articles(archive:
     dated = [c.date for c in a.citations if c.date]
     assert len(a.citations) == 6 and dated == sorted(dated, reverse=True) and len({c.article_id for c in a.citations}) == 6
     assert ask("What happened in May 2031?", settings=archive).refused  # an empty window says so
+    # Asked for the articles on a topic: those on it, and a refusal when there are none.
+    a = ask("List the articles about Iraq", settings=archive)
+    assert a.text.startswith("Articles in the archive on “Iraq”, newest first:") and [c.source for c in a.citations] == ["Breitbart"]
+    a = ask("Which stories covered the storm?", settings=archive)
+    assert [c.source for c in a.citations] == ["Harbor Ledger"], a.text
+    assert ask("Are there any articles about cryptocurrency?", settings=archive).refused
     # A topic besides the outlet: an answer about it, not a list.
     a = ask("What did the Valley Courier report about the budget vote?", settings=archive)
     assert not a.text.startswith("Articles in the archive") and a.citations[0].source == "Valley Courier"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.planner import (
+    ARTICLES,
     CHOICE,
     ENTITY,
     FIRST,
@@ -105,3 +106,19 @@ def test_reports_named_counts_each_naming_and_two_reports_of_one_outlet() -> Non
 ])
 def test_a_digest_question_names_only_a_time_an_outlet_or_recency(question, dates, outlets, recency, digest) -> None:
     assert is_digest(question, dates, outlets, recency) is digest
+
+
+@pytest.mark.parametrize(("question", "topic"), [
+    ("List the articles about Iraq", "Iraq"),
+    ("Show me stories on the Pinecrest fire", "the Pinecrest fire"),
+    ("Which articles mention Saltmere?", "Saltmere"),
+    ("Are there any articles about the budget?", "the budget"),
+    ("Which stories covered the storm?", "the storm"),
+])
+def test_a_request_for_the_articles_on_a_topic_is_a_list(question: str, topic: str) -> None:
+    plan = plan_question(question, OUTLETS)
+    assert plan.kind == ARTICLES and plan.topic == topic
+
+
+def test_a_question_about_what_an_article_says_is_not_a_list() -> None:
+    assert plan_question("Which article says the port reopened?", OUTLETS).kind != ARTICLES
