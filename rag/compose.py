@@ -314,7 +314,7 @@ def compose_digest(inp: GenerationInput, filters: "Filters", limit: int, topic: 
     _, citations = render(sentences, dict(inp.index), {})
     # One line each; render numbered them 1..n in this order.
     text = f"{head}:\n" + "\n".join(f"- {c.text} [{i}]" for i, c in enumerate(sentences, 1))
-    what = f"the articles found on that topic" if topic else "the articles found for the outlet or dates the question names"
+    what = "the articles found on that topic" if topic else "the articles found for the outlet or dates the question names"
     return text, citations, [f"a list of {what}: their own headlines, outlets and dates"]
 
 

@@ -214,12 +214,13 @@ _BROWSE = frozenset("""happen happened happening happens news new newest latest 
     summarise summarize update updates whats what's any top main big biggest""".split())
 
 
-def is_digest(question: str, date_phrases: Iterable[str], outlets: Iterable[str], recency: bool) -> bool:
+def is_digest(question: str, date_phrases: Iterable[str], outlets: Iterable[str], scoped: bool) -> bool:
     """Whether a question names only a time, an outlet or recency, and no topic ("What happened in February
-    2024?", "What did Breitbart report?", "Latest news?"): it asks which articles the archive holds there."""
+    2024?", "What did Breitbart report?", "Latest news?"): it asks which articles the archive holds there.
+    ``scoped``: the question asks for the latest, or the user chose outlets or dates ("What's new?" then too)."""
     outlets = list(outlets)
     phrases = [p for p in date_phrases if p]
-    if not (phrases or outlets or recency):
+    if not (phrases or outlets or scoped):
         return False
     rest = question
     for name in sorted({a for o in outlets for a in _aliases(o)} | set(phrases), key=len, reverse=True):

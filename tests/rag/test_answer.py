@@ -128,6 +128,8 @@ def test_a_question_naming_only_a_month_or_an_outlet_lists_its_articles(archive:
     dated = [c.date for c in a.citations if c.date]
     assert len(a.citations) == 6 and dated == sorted(dated, reverse=True) and len({c.article_id for c in a.citations}) == 6
     assert ask("What happened in May 2031?", settings=archive).refused  # an empty window says so
+    a = ask("What's new?", filters={"sources": ["Metro Wire"]}, settings=archive)  # the outlet chosen in the chat's filter
+    assert not a.refused and {c.source for c in a.citations} == {"Metro Wire"} and a.text.startswith("Articles in the archive from Metro Wire")
     # Asked for the articles on a topic: those on it, and a refusal when there are none.
     a = ask("List the articles about Iraq", settings=archive)
     assert a.text.startswith("Articles in the archive on “Iraq”, newest first:") and [c.source for c in a.citations] == ["Breitbart"]

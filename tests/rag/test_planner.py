@@ -95,7 +95,7 @@ def test_reports_named_counts_each_naming_and_two_reports_of_one_outlet() -> Non
     assert reports_named("Did Metro Wire report a ferry between Saltmere and Riverton?", ["Metro Wire"]) == {"Metro Wire": 1}
 
 
-@pytest.mark.parametrize(("question", "dates", "outlets", "recency", "digest"), [
+@pytest.mark.parametrize(("question", "dates", "outlets", "scoped", "digest"), [
     ("What happened in February 2024?", ["in february 2024"], [], False, True),
     ("What did The Verge report?", [], ["The Verge"], False, True),
     ("Any news from TechCrunch last week?", ["last week"], ["TechCrunch"], False, True),
@@ -103,9 +103,10 @@ def test_reports_named_counts_each_naming_and_two_reports_of_one_outlet() -> Non
     ("What did The Verge report about Apple's new chip?", [], ["The Verge"], False, False),  # a topic
     ("What happened to the Port of Saltmere in February 2024?", ["in february 2024"], [], False, False),
     ("What happened?", [], [], False, False),  # nothing to list by: no outlet, no time
+    ("What's new?", [], [], True, True),  # ... unless the user chose outlets or dates
 ])
-def test_a_digest_question_names_only_a_time_an_outlet_or_recency(question, dates, outlets, recency, digest) -> None:
-    assert is_digest(question, dates, outlets, recency) is digest
+def test_a_digest_question_names_only_a_time_an_outlet_or_recency(question, dates, outlets, scoped, digest) -> None:
+    assert is_digest(question, dates, outlets, scoped) is digest
 
 
 @pytest.mark.parametrize(("question", "topic"), [
