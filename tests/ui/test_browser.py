@@ -306,6 +306,15 @@ def test_unanswerable_shows_not_in_archive(page: Any) -> None:
     page.screenshot(path=str(ARTIFACTS / "chat-refusal-1366.png"))
 
 
+def test_a_list_of_articles_shows_one_line_each_with_its_card(page: Any) -> None:
+    ask(page, "What happened in February 2024?")
+    bubble = last_bot(page).inner_text()
+    lines = [ln for ln in bubble.splitlines() if ln.startswith("- ")]
+    assert bubble.startswith("Articles in the archive published 1 February 2024 to 29 February 2024, newest first:"), bubble
+    assert len(lines) == 1 and "Storm Ingrid Shuts Port of Saltmere" in lines[0] and "Harbor Ledger, 12 February 2024" in lines[0], bubble
+    assert cards(page) == [1] and markers(page) == [1]
+
+
 def test_bad_date_is_said_once_beside_the_field(page: Any) -> None:
     page.get_by_text("Filters and answer generator").click()
     page.locator("#byline-from input, #byline-from textarea").first.fill("31/01/2024")
