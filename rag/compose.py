@@ -274,14 +274,14 @@ def compose_reported(topic: str, inp: GenerationInput, embed: Embed, min_support
     sentences = []
     for i, (score, n, sentence) in enumerate(picks):
         p = inp.index[n].passage
-        outlet, dated = p.source or "an unnamed outlet", nice_date(p.date) != "date unknown"
+        outlet, day = p.source or "an unnamed outlet", nice_date(p.date)
+        dated, by = day != "date unknown", f"{outlet[:1].upper()}{outlet[1:]} reported it"  # the sentence's first word
         if published and i == 0:
-            lead = f"It was reported on {nice_date(p.date)} by {outlet}" if dated else \
-                f"{outlet[:1].upper()}{outlet[1:]} reported it, but the archive holds no publication date for that article"
+            lead = f"It was reported on {day} by {outlet}" if dated else f"{by}, but the archive holds no publication date for that article"
         elif published:
-            lead = f"{outlet[:1].upper()}{outlet[1:]} reported it {'on ' + nice_date(p.date) if dated else '(its article is undated)'}"
+            lead = f"{by} {'on ' + day if dated else '(its article is undated)'}"
         else:
-            lead = f"{outlet[:1].upper()}{outlet[1:]} reported it ({nice_date(p.date) if dated else 'undated'})"
+            lead = f"{by} ({day if dated else 'undated'})"
         sentences.append(CheckedSentence(text=f"{lead}: {_quote(sentence)}", cited=[n], support={n: score}, quote={n: sentence}, status="ok"))
     text, citations = render(sentences, dict(inp.index), {})
     return text, citations, []

@@ -129,7 +129,7 @@ class Engine:
         chosen = Filters.coerce(filters)
         plan = plan_search(standalone, chosen, self.settings.reference_date or dt.date.today(),
                            self.retriever.archive_months(), outlets, qplan.outlets)
-        if is_digest(standalone, plan.date_phrases, qplan.outlets, plan.recency or bool(chosen.sources or chosen.date_from or chosen.date_to)):
+        if is_digest(standalone, plan.date_phrases, qplan.outlets, plan.recency or not chosen.is_empty()):
             return digest_plan(plan, qplan.outlets), dataclasses.replace(qplan, kind=DIGEST)
         if qplan.kind == ARTICLES:  # searched for what the articles must be about, not for "list the articles"
             return dataclasses.replace(plan, question=qplan.topic), qplan

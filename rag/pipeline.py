@@ -133,7 +133,7 @@ def plan_search(question: str, user_filters: Filters, reference: dt.date, archiv
         date_from = intent.date_from.isoformat() if intent.date_from else None
         date_to = intent.date_to.isoformat() if intent.date_to else None
     eff = Filters(sources=list(user_filters.sources), date_from=date_from, date_to=date_to)
-    applied: dict[str, Any] = {k: v for k, v in {"sources": eff.sources, "date_from": eff.date_from, "date_to": eff.date_to}.items() if v}
+    applied = _filters_applied(eff)
     if intent.phrases and (intent.date_from or intent.date_to) and not (user_filters.date_from or user_filters.date_to):
         applied["dates_from_question"] = f"“{', '.join(intent.phrases)}” read as {intent.describe()} (reference date {reference.isoformat()})"
     if intent.recency:
@@ -142,6 +142,11 @@ def plan_search(question: str, user_filters: Filters, reference: dt.date, archiv
         applied["preferred_dates"] = [span_text(a, b) for a, b in intent.boost]
     return SearchPlan(question, eff, applied, tuple(intent.phrases), bool(intent.recency), tuple(intent.boost or ()),
                       loose_dates=intent.descriptive)
+
+
+def _filters_applied(f: Filters) -> dict[str, Any]:
+    """The filters retrieval applies, as ``Answer.filters`` reports them (only those set)."""
+    return {k: v for k, v in {"sources": f.sources, "date_from": f.date_from, "date_to": f.date_to}.items() if v}
 
 
 def digest_plan(plan: SearchPlan, outlets: Sequence[str]) -> SearchPlan:
@@ -154,7 +159,7 @@ def digest_plan(plan: SearchPlan, outlets: Sequence[str]) -> SearchPlan:
         date_from, date_to = min(a for a, _ in plan.boost).isoformat(), max(b for _, b in plan.boost).isoformat()
     eff = Filters(sources=list(f.sources) or list(outlets), date_from=date_from, date_to=date_to)
     applied = {k: v for k, v in plan.applied.items() if k != "preferred_dates"}
-    applied.update({k: v for k, v in {"sources": eff.sources, "date_from": eff.date_from, "date_to": eff.date_to}.items() if v})
+    applied.update(_filters_applied(eff))
     applied["recency"] = True
     return dataclasses.replace(plan, filters=eff, applied=applied, recency=True, boost=(), loose_dates=False)
 
