@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from rag.config import Settings
-from rag.embedders import AUTO, PREFERRED, embedder_class, embedder_names, parse_spec
+from rag.embedders import AUTO, embedder_class, embedder_names, parse_spec, preferred
 from rag.embedders.base import Embedder
 from rag.embedders.torch_st import SentenceTransformerEmbedding, bundled_minilm_path
 from rag.errors import BylineError, ConfigError
@@ -43,19 +43,19 @@ def get_embedder(settings: Settings) -> Embedder:
 
 def resolve_spec(settings: Settings) -> str:
     """The registry spec ``settings.embedder`` stands for. 'auto' follows the archive: the embedder it was made
-    with (or is being moved to), so an archive keeps working whatever the default; a new archive gets PREFERRED."""
+    with (or is being moved to), so an archive keeps working whatever the default; a new archive gets preferred()."""
     spec = settings.embedder
     parse_spec(spec)  # guarded by Settings, kept for callers that bypass validation
     if spec != AUTO:
         return spec
     if not settings.uses_server and not settings.resolved_chroma_path.exists():
-        return PREFERRED
+        return preferred()
     from rag.store import Store
 
     recorded, pending = Store(settings).embedder_state()
     made_by = pending or recorded
     if made_by is None:
-        return PREFERRED
+        return preferred()
     try:
         parse_spec(made_by.name)
     except ConfigError:

@@ -1,4 +1,4 @@
-"""Embedding benchmark: torch against ONNX Runtime (fp32, int8) on the same texts, and ingest per article
+"""Embedding benchmark: torch (float32, bfloat16) against ONNX Runtime (fp32, int8) on the same texts, and ingest per article
 against the naive llama-index pipeline (run by hand; not collected by pytest).
 
     python tests/bench/bench_embed.py
@@ -7,10 +7,10 @@ against the naive llama-index pipeline (run by hand; not collected by pytest).
 One process, same texts and articles for every contender, each timed ``--rounds`` times in
 alternating order (A B C, C B A, ...) after a warm-up, so a noisy machine hurts all alike:
   1. export: the int8 ONNX copy made from scratch into a temp model cache (export, quantise, verify),
-  2. embedding alone: texts/s of the bundled all-MiniLM-L6-v2 through torch (sentence-transformers),
-     ONNX fp32 and ONNX int8 (Byline's embedders: batches cut by token length), and each one's
+  2. embedding alone: texts/s of the bundled all-MiniLM-L6-v2 through torch (sentence-transformers) in
+     float32 and in bfloat16 ('minilm-bf16': fast only where the CPU has AMX or AVX512-BF16), ONNX fp32 and ONNX int8 (Byline's embedders: batches cut by token length), and each one's
      cosine to the torch vectors (min / mean),
-  3. ingest per article into a fresh Chroma folder: Byline with 'minilm' and with 'minilm-onnx', and
+  3. ingest per article into a fresh Chroma folder: Byline with 'minilm', 'minilm-bf16' and 'minilm-onnx', and
      the naive llama-index pipeline (SentenceSplitter 256/32 + HuggingFaceEmbedding of the same model
      folder + ChromaVectorStore), on the same articles.
 Texts: the MultiHop-RAG articles (../shared/eval/multihop-rag, read at run time) chunked as ingest
@@ -111,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     from ingest.pipeline import Ingestor, embed_text
     from rag.config import Settings
     from rag.embedders.onnx import OnnxEmbedding, ensure_onnx, export_fp32
-    from rag.embedders.torch_st import MiniLM, bundled_minilm_path
+    from rag.embedders.torch_st import MiniLM, MiniLMBf16, bundled_minilm_path, native_bf16
 
     console = Console(stderr=True)
     tmp = Path(tempfile.mkdtemp(prefix="byline-bench-embed-"))
     res: dict = {"rounds": args.rounds, "cores": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}
+    res["native_bf16"] = native_bf16()
     try:
         source = bundled_minilm_path()
         settings = Settings(data_dir=tmp / "byline", model_cache_dir=tmp / "models", generator="extractive")
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         export_fp32(torch_e, fp32_path)
         embedders = {
             "torch (sentence-transformers)": torch_e,
+            "torch bfloat16 (minilm-bf16)": MiniLMBf16.create(None, settings),
             "ONNX fp32": OnnxEmbedding(source, fp32_path, "bench-fp32", embed_batch_size=settings.embed_batch_size),
             "ONNX int8 (minilm-onnx)": OnnxEmbedding(source, int8_path, "minilm-onnx", embed_batch_size=settings.embed_batch_size),
         }
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 r["vs_torch"] = r["texts_per_s"] / base
         res["embedding"] = rows
 
-        console.print(f"ingesting the {len(arts)} articles: naive llama-index pipeline, Byline (minilm), Byline (minilm-onnx) …")
+        console.print(f"ingesting the {len(arts)} articles: naive llama-index pipeline, Byline (minilm, minilm-bf16, minilm-onnx) …")
         NAIVE_EMBED[str(source)] = HuggingFaceEmbedding(model_name=str(source), device="cpu")
         NAIVE_EMBED[str(source)].get_text_embedding("warm up")
         runs = iter(range(10_000))
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             return timed(lambda: naive_ingest(arts, str(source), tmp / f"naive-{next(runs)}"))
 
         ingest_s = rounds({"naive llama-index": naive, "Byline, minilm (torch)": lambda: byline(torch_e),
+                           "Byline, minilm-bf16 (torch bfloat16)": lambda: byline(embedders["torch bfloat16 (minilm-bf16)"]),
                            "Byline, minilm-onnx (int8)": lambda: byline(embedders["ONNX int8 (minilm-onnx)"])}, args.rounds)
         naive_s = statistics.mean(ingest_s["naive llama-index"])
         res["ingest"] = {k: {"articles_per_s": len(arts) / statistics.mean(v), "runs_s": v, "vs_naive": naive_s / statistics.mean(v)}
@@ -186,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     out = Console(width=None if sys.stdout.isatty() else 120)
-    table = Table(title=f"bench_embed — {res['texts']} chunk texts (mean {res['mean_tokens']:.0f} tokens), {res['cores']} cores, "
+    table = Table(title=f"bench_embed — {res['texts']} chunk texts (mean {res['mean_tokens']:.0f} tokens), {res['cores']} cores "
+                        f"({'with' if res['native_bf16'] else 'without'} bfloat16 instructions), "
                         f"load {res['load_avg_start']:.1f}→{res['load_avg_end']:.1f}, {res['rounds']} rounds")
     for col in ("embedder", "texts/s", "× torch", "cosine to torch min / mean", "runs (s)"):
         table.add_column(col, justify="left" if col == "embedder" else "right")

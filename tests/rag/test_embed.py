@@ -25,7 +25,11 @@ def test_embed_array_matches_one_text_at_a_time_in_input_order(embedder) -> None
     alone = np.stack([embedder.embed_array([t])[0] for t in texts])
     assert together.shape == (len(texts), embedder.dimension)
     assert together.dtype == np.float32
-    np.testing.assert_allclose(together, alone, atol=2e-5)
+    if embedder.bf16:  # bfloat16 rounding depends on the batch's padded length: each vector is its own, to 1e-4 cosine
+        cos = together @ alone.T
+        assert (cos.argmax(axis=1) == np.arange(len(texts))).all() and cos.diagonal().min() >= 0.9995
+    else:
+        np.testing.assert_allclose(together, alone, atol=2e-5)
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-4)
 
 

@@ -483,6 +483,22 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory, server: tuple[str, Set
             demo.close()
 
 
+# Records, in the page, when the first source card and the answer's first word appeared: a check made after
+# waiting for the cards from the test would race the stub's first word on a busy machine.
+FIRST_SEEN_JS = """
+() => {
+  window.__firstSeen = {};
+  const mark = () => {
+    const seen = window.__firstSeen, now = performance.now();
+    if (seen.cards === undefined && document.querySelector('#byline-sources .byline-sources-reading .byline-card')) seen.cards = now;
+    const b = document.querySelectorAll('#byline-chat [data-testid="bot"]');
+    if (seen.words === undefined && b.length && b[b.length - 1].innerText.includes('Novalink')) seen.words = now;
+  };
+  new MutationObserver(mark).observe(document.body, {subtree: true, childList: true, characterData: true});
+}
+"""
+
+
 def _ask_slowly(browser: Any, url: str) -> tuple[Any, Any, Any]:
     """A fresh page on the slow server with a question asked: (context, page, question box)."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -491,6 +507,7 @@ def _ask_slowly(browser: Any, url: str) -> tuple[Any, Any, Any]:
     box = page.locator("#byline-question textarea, #byline-question input").first
     box.wait_for(timeout=60_000)
     box.fill("How many Aerio X2 speakers did Novalink recall?")
+    page.evaluate(FIRST_SEEN_JS)
     page.locator("#byline-ask").click()
     return ctx, page, box
 
@@ -499,11 +516,10 @@ def test_sources_show_before_the_text(browser: Any, slow_server: tuple[str, Any]
     ctx, page, _ = _ask_slowly(browser, slow_server[0])
     reading = page.locator("#byline-sources .byline-sources-reading .byline-card")
     reading.first.wait_for(timeout=ANSWER_TIMEOUT_MS)
-    bots = page.locator('#byline-chat [data-testid="bot"]')
-    assert bots.count() == 0 or "Novalink" not in bots.last.inner_text()  # the cards came before the first words
     assert "Metro Wire" in page.locator("#byline-sources").inner_text()
-    page.wait_for_function("() => { const b = document.querySelectorAll('#byline-chat [data-testid=\"bot\"]');"
-                           " return b.length && b[b.length - 1].innerText.includes('Novalink'); }", timeout=60_000)
+    page.wait_for_function("() => window.__firstSeen.words !== undefined", timeout=60_000)
+    seen = page.evaluate("() => window.__firstSeen")
+    assert seen["cards"] < seen["words"], seen  # the cards came before the first words
     assert reading.count() >= 1  # and stay while the words stream
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat-reading.png"), full_page=True)

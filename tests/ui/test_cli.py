@@ -57,7 +57,7 @@ def test_reindex_embeddings_moves_the_archive_to_the_configured_embedder(tmp_pat
         return subprocess.run([sys.executable, "-m", "ui.cli", *args], capture_output=True, text=True, timeout=600, cwd=REPO,
                               env={**env, **extra})
 
-    assert byline("ingest", str(REPO / "data")).returncode == 0  # the default embedder ('minilm', torch)
+    assert byline("ingest", str(REPO / "data")).returncode == 0  # the default ('auto': a new archive gets preferred())
     asked = byline("ask", "--generator", "extractive", "Who is Ali al-Daffayi?", BYLINE_EMBEDDER="minilm-onnx")
     assert asked.returncode != 0 and "byline reindex --embeddings" in asked.stderr  # a mismatch is refused, with the fix
 
@@ -69,6 +69,8 @@ def test_reindex_embeddings_moves_the_archive_to_the_configured_embedder(tmp_pat
     again = json.loads(byline("reindex", "--embeddings", "--json", BYLINE_EMBEDDER="minilm-onnx").stdout)
     assert again["reembedded_chunks"] == 0  # nothing left to move
     asked = byline("ask", "--generator", "extractive", "Who is Ali al-Daffayi?", BYLINE_EMBEDDER="minilm-onnx")
+    assert asked.returncode == 0 and "[1]" in asked.stdout, asked.stderr[-3000:]
+    asked = byline("ask", "--generator", "extractive", "Who is Ali al-Daffayi?")  # 'auto' follows the archive it finds
     assert asked.returncode == 0 and "[1]" in asked.stdout, asked.stderr[-3000:]
 
 
