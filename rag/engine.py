@@ -41,6 +41,7 @@ from rag.pipeline import (
     digest_plan,
     fewer,
     generation_input,
+    newest,
     normalize_history,
     plan_search,
     retrieve,
@@ -137,7 +138,9 @@ class Engine:
 
     def _retrieve(self, plan: SearchPlan, qplan: QuestionPlan, k: int | None = None) -> Retrieved:
         k = k or self.settings.top_k
-        if qplan.kind in (DIGEST, ARTICLES):  # a list of articles: room for top_k of them, whatever each one's passages
+        if qplan.kind == DIGEST:  # what the archive holds for those outlets or dates: its newest articles, not the likeliest
+            return newest(plan, self.retriever, self.embedder, k)
+        if qplan.kind == ARTICLES:  # a list of articles: room for top_k of them, whatever each one's passages
             k *= self.settings.max_chunks_per_article
         return retrieve(plan, self.retriever, self.embedder, k, qplan, self.settings.max_chunks_per_article)
 

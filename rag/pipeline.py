@@ -185,6 +185,12 @@ class Retrieved:
     parts: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
+def newest(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransformerEmbedding, k: int) -> Retrieved:
+    """For a question that names only outlets or dates (``digest_plan``): the k newest articles its filters admit,
+    an opening passage each; the question's vector is kept for picking the sentence each line quotes."""
+    return Retrieved(tuple(retriever.newest(plan.filters, k)), np.asarray(embedder.get_query_embedding(plan.question), dtype=np.float32))
+
+
 def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransformerEmbedding, k: int,
              question: QuestionPlan | None = None, per_article: int = 2) -> Retrieved:
     """Hybrid (dense + BM25) retrieval with the plan's filters and date preferences; when the question

@@ -20,7 +20,7 @@ from llama_index.core.vector_stores.types import FilterCondition, FilterOperator
 from rag.config import Settings
 from rag.copies import with_copies
 from rag.embed import SentenceTransformerEmbedding, get_embedder
-from rag.schema import DATE_NUM, SOURCE, ChunkMeta
+from rag.schema import CHUNK_INDEX, DATE_NUM, SOURCE, ChunkMeta
 from rag.store import Store
 from rag.types import Filters, Passage
 
@@ -231,6 +231,38 @@ class Retriever:
         for c, s in zip(top, scores):
             c.fused = 1.0 + float(s)  # above every RRF score: reranked first
         return sorted(top, key=lambda c: c.fused, reverse=True) + ranked[20:]
+
+    def newest(self, filters: Filters | dict | None = None, k: int | None = None) -> list[Passage]:
+        """The opening passage of each of the ``k`` newest articles that ``filters`` admit, newest first, one copy of a
+        syndicated story: what a question naming only outlets or dates lists ("What did Breitbart publish in
+        October?"), where ranking by likeness to the question would pick arbitrary ones. Reads the first chunk's
+        metadata of each article, a month at a time from the newest, until it has ``k``; undated articles last."""
+        filters = Filters.coerce(filters)
+        k = k or self.settings.top_k
+        months = sorted(((y, m) for y, m in self.keywords.refresh().archive_months if y), reverse=True)
+        lo, hi = _date_num(filters.date_from) or 1, _date_num(filters.date_to) or 99_991_231
+        windows = [(max(lo, y * 10_000 + m * 100), min(hi, y * 10_000 + m * 100 + 99)) for y, m in months]
+        windows = [(a, b) for a, b in windows if a <= b] + ([(0, 0)] if not (filters.date_from or filters.date_to) else [])
+        sources = [{SOURCE: {"$in": list(filters.sources)}}] if filters.sources else []
+        kept: list[tuple[str, ChunkMeta]] = []
+        story: dict[str, str] = {}  # a syndicated story -> the copy listed for it (its newest)
+        for a, b in windows:
+            where = {"$and": [{CHUNK_INDEX: 0}, {DATE_NUM: {"$gte": a}}, {DATE_NUM: {"$lte": b}}, *sources]}
+            rows = [(cid, ChunkMeta.from_metadata(md)) for cid, md, _ in self.store.iter_metadatas(where=where)]
+            for cid, m in sorted(rows, key=lambda e: (e[1].date_num, e[1].published_at, e[1].title), reverse=True):
+                if len(kept) < k and story.setdefault(m.group_key, m.article_id) == m.article_id:
+                    kept.append((cid, m))
+            if len(kept) >= k:
+                break
+        if not kept:
+            return []
+        got = self.store.collection.get(ids=[cid for cid, _ in kept], include=["documents"])
+        texts = dict(zip(got["ids"], got["documents"]))
+        kept = [(cid, m) for cid, m in kept if cid in texts]  # deleted since listed
+        out = [Passage(number=i, chunk_id=cid, article_id=m.article_id, title=m.title, source=m.source, date=m.date, url=m.url,
+                       text=texts[cid] or "", full_text=texts[cid] or "", start=m.start, end=m.end, score=1.0 / i, author=m.author)
+               for i, (cid, m) in enumerate(kept, 1)]
+        return with_copies(self.store, out, [m.group_key for _, m in kept], lambda m: matches(m, filters), shared=self.keywords.joined_groups)
 
     def retrieve(self, question: str, filters: Filters | dict | None = None, k: int | None = None, recency: bool = False,
                  per_article: int | None = None, qvec: list[float] | None = None,

@@ -141,6 +141,36 @@ def test_a_question_naming_only_a_month_or_an_outlet_lists_its_articles(archive:
     assert not a.text.startswith("Articles in the archive") and a.citations[0].source == "Valley Courier"
 
 
+# Topics that share no words, so what each article is about cannot decide which are listed.
+_TOPICS = ["harbour cranes", "school lunches", "bridge repairs", "orchestra tour", "bus timetable", "library hours",
+           "flood barrier", "marathon route", "museum roof", "tram strike", "bakery award", "park lighting",
+           "chess final", "ferry fares", "zoo births", "theatre reopening"]
+
+
+def test_a_list_of_an_outlets_or_a_months_articles_is_the_newest_ones_not_the_likeliest(tmp_path: Path) -> None:
+    from ingest.article import Article
+
+    def art(i: int, source: str, day: dt.date | None) -> Article:
+        topic = _TOPICS[i % len(_TOPICS)]
+        text = f"The {topic} story, part {i}. " + f"Officials described the {topic} plans in detail on Tuesday. " * 3
+        when = dt.datetime.combine(day, dt.time(9)) if day else None
+        return Article(text=text, title=f"{topic.title()} update {i}", source=source, published_at=when, url=f"https://news.example/{i}")
+
+    arts = [art(i, "Metro Wire", dt.date(2023, 10, 1 + i)) for i in range(14)]
+    arts += [art(20 + i, "Metro Wire", dt.date(2023, 11, 2 + i)) for i in range(2)]
+    arts += [art(30, "Valley Courier", dt.date(2023, 10, 20)), art(31, "Valley Courier", None), art(32, "Valley Courier", dt.date(2023, 9, 3))]
+    s = Settings(data_dir=tmp_path / "byline", generator="extractive")
+    assert Ingestor(s).ingest_items(arts).added == len(arts)
+
+    a = ask("What did Metro Wire publish in October 2023?", settings=s)
+    assert a.text.startswith("Articles in the archive from Metro Wire published 1 October 2023 to 31 October 2023, newest first:")
+    assert [c.date for c in a.citations] == [f"2023-10-{d:02d}" for d in range(14, 8, -1)], a.text  # the six newest of fourteen
+    a = ask("What's new?", filters={"sources": ["Metro Wire"]}, settings=s)
+    assert [c.date for c in a.citations][:3] == ["2023-11-03", "2023-11-02", "2023-10-14"]
+    a = ask("What's new?", filters={"sources": ["Valley Courier"]}, settings=s)
+    assert [c.date for c in a.citations] == ["2023-10-20", "2023-09-03", ""] and "(undated" not in a.text.split("\n")[0]
+
+
 def test_follow_up_is_rewritten_before_retrieval(archive: Settings) -> None:
     history = [
         {"role": "user", "content": "Who did Castlebridge Rovers appoint as head coach?"},
