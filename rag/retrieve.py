@@ -259,9 +259,7 @@ class Retriever:
         got = self.store.collection.get(ids=[cid for cid, _ in kept], include=["documents"])
         texts = dict(zip(got["ids"], got["documents"]))
         kept = [(cid, m) for cid, m in kept if cid in texts]  # deleted since listed
-        out = [Passage(number=i, chunk_id=cid, article_id=m.article_id, title=m.title, source=m.source, date=m.date, url=m.url,
-                       text=texts[cid] or "", full_text=texts[cid] or "", start=m.start, end=m.end, score=1.0 / i, author=m.author)
-               for i, (cid, m) in enumerate(kept, 1)]
+        out = [_passage(i, cid, m, texts[cid], score=1.0 / i) for i, (cid, m) in enumerate(kept, 1)]
         return with_copies(self.store, out, [m.group_key for _, m in kept], lambda m: matches(m, filters), shared=self.keywords.joined_groups)
 
     def retrieve(self, question: str, filters: Filters | dict | None = None, k: int | None = None, recency: bool = False,
@@ -293,10 +291,13 @@ class Retriever:
             if len(kept) >= k:
                 break
         self._read(kept, qvec)
-        out = [Passage(number=i, chunk_id=c.chunk_id, article_id=m.article_id, title=m.title, source=m.source, date=m.date, url=m.url,
-                       text=c.text or "", full_text=c.text or "", start=m.start, end=m.end, score=c.fused, dense_score=c.dense, author=m.author)
-               for i, c in enumerate(kept, 1) for m in [c.meta]]
+        out = [_passage(i, c.chunk_id, c.meta, c.text, c.fused, c.dense) for i, c in enumerate(kept, 1)]
         return with_copies(self.store, out, groups, lambda m: matches(m, filters), shared=self.keywords.joined_groups)
+
+
+def _passage(number: int, chunk_id: str, m: ChunkMeta, text: str | None, score: float, dense: float = 0.0) -> Passage:
+    return Passage(number=number, chunk_id=chunk_id, article_id=m.article_id, title=m.title, source=m.source, date=m.date, url=m.url,
+                   text=text or "", full_text=text or "", start=m.start, end=m.end, score=score, dense_score=dense, author=m.author)
 
 
 def _as_date(num: int) -> dt.date:
