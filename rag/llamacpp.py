@@ -67,6 +67,10 @@ def _load_server(model_path: str, n_ctx: int, n_threads: int) -> Any:
         params.ui = False
         # llama.cpp logs every request to stderr at its default verbosity; keep that for debugging.
         params.verbosity = 3 if logger.isEnabledFor(logging.DEBUG) else 0
+        # A build of xllamacpp made on a CPU with AMX (README: "A faster local model") repacks the weights for
+        # AMX by default, and that crashes the process (segfault) with this Q4_K_M model; without the repack
+        # it runs llama.cpp's AVX-512 kernels. The PyPI wheel is built for AVX2 and keeps its repack.
+        params.no_extra_bufts = amx_build(xllamacpp.get_system_info())
         t0 = time.perf_counter()
         try:
             server = xllamacpp.Server(params)
@@ -75,6 +79,11 @@ def _load_server(model_path: str, n_ctx: int, n_threads: int) -> Any:
         logger.info("Loaded %s (n_ctx=%d, threads=%d) in %.1f s", model_path, n_ctx, n_threads, time.perf_counter() - t0)
         _servers[key] = server
         return server
+
+
+def amx_build(system_info: str) -> bool:
+    """Was this llama.cpp built with its AMX kernels (``get_system_info()`` lists ``AMX_INT8 = 1``)?"""
+    return "AMX_INT8 = 1" in system_info
 
 
 def _error_text(reply: Any) -> str | None:

@@ -149,3 +149,19 @@ def test_local_stream_closed_early_cancels_the_run() -> None:
     # ...and the model lock is free again for the next chat session.
     assert llamacpp._generate_lock.acquire(timeout=5)
     llamacpp._generate_lock.release()
+
+
+# What get_system_info() said for an xllamacpp built from its sdist on this machine's CPU (AMX, AVX-512).
+NATIVE_AMX_INFO = ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX_VNNI = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | AVX512 = 1 | "
+                   "AVX512_VBMI = 1 | AVX512_VNNI = 1 | AVX512_BF16 = 1 | AMX_INT8 = 1 | LLAMAFILE = 1 | OPENMP = 1 | REPACK = 1 | ")
+
+
+def test_only_a_build_with_amx_kernels_loads_without_the_weight_repack() -> None:
+    import xllamacpp
+
+    from rag.llamacpp import amx_build
+
+    assert amx_build(NATIVE_AMX_INFO)  # its AMX repack crashes with the bundled model
+    assert not amx_build(NATIVE_AMX_INFO.replace("AMX_INT8 = 1 | ", ""))
+    # The installed build reports its features in the form amx_build reads ("NAME = 1 | ").
+    assert "AVX2 = 1 | " in xllamacpp.get_system_info()
