@@ -152,7 +152,8 @@ def _filters_applied(f: Filters) -> dict[str, Any]:
 def digest_plan(plan: SearchPlan, outlets: Sequence[str]) -> SearchPlan:
     """The plan for a question that asks what the archive holds ("What happened in February 2024?"): its dates
     filter (a month it names is otherwise only preferred), its outlets filter unless the user chose outlets,
-    newest first, and no widening: an empty window is an answer too."""
+    newest first (``newest`` lists them: no search, so no recency or date preferences to carry), and no widening:
+    an empty window is an answer too."""
     f = plan.filters
     date_from, date_to = f.date_from, f.date_to
     if not (date_from or date_to) and plan.boost:
@@ -161,7 +162,7 @@ def digest_plan(plan: SearchPlan, outlets: Sequence[str]) -> SearchPlan:
     applied = {k: v for k, v in plan.applied.items() if k != "preferred_dates"}
     applied.update(_filters_applied(eff))
     applied["recency"] = True
-    return dataclasses.replace(plan, filters=eff, applied=applied, recency=True, boost=(), loose_dates=False)
+    return dataclasses.replace(plan, filters=eff, applied=applied, loose_dates=False)
 
 
 def widen(plan: SearchPlan) -> SearchPlan | None:
