@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from importlib import metadata
 import queue
 import secrets
 import threading
@@ -77,6 +78,9 @@ def _load_server(model_path: str, n_ctx: int, n_threads: int) -> Any:
         except Exception as exc:
             raise ModelError(f"could not load the local model {model_path}: {exc}") from exc
         logger.info("Loaded %s (n_ctx=%d, threads=%d) in %.1f s", model_path, n_ctx, n_threads, time.perf_counter() - t0)
+        hint = faster_build_hint(xllamacpp.get_system_info(), cpu_flags())
+        if hint:
+            logger.info(hint)
         _servers[key] = server
         return server
 
@@ -84,6 +88,38 @@ def _load_server(model_path: str, n_ctx: int, n_threads: int) -> Any:
 def amx_build(system_info: str) -> bool:
     """Was this llama.cpp built with its AMX kernels (``get_system_info()`` lists ``AMX_INT8 = 1``)?"""
     return "AMX_INT8 = 1" in system_info
+
+
+FASTER_BUILD_HINT = ("this CPU has AVX-512 but the installed xllamacpp is built for AVX2 only: built from source here it "
+                     "reads prompts about twice as fast (README: \"A faster local model\")")
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags as the kernel lists them (empty where there is no /proc/cpuinfo)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def faster_build_hint(system_info: str, flags: frozenset[str]) -> str | None:
+    """A hint when the CPU could run llama.cpp's AVX-512 kernels that the installed build lacks."""
+    return FASTER_BUILD_HINT if "avx512f" in flags and "AVX512 = 1" not in system_info else None
+
+
+def build_info() -> dict[str, Any]:
+    """What the installed xllamacpp was built for, for ``byline status``; {} when it is not installed."""
+    try:
+        import xllamacpp
+    except ImportError:
+        return {}
+    info = xllamacpp.get_system_info()
+    features = [f for f in ("AVX2", "AVX512", "AVX512_VNNI", "AVX512_BF16", "AMX_INT8") if f"{f} = 1 |" in info]
+    return {"xllamacpp": metadata.version("xllamacpp"), "cpu_features": features, "hint": faster_build_hint(info, cpu_flags())}
 
 
 def _error_text(reply: Any) -> str | None:

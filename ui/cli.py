@@ -80,15 +80,22 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from rag.store import Store
 
+    from rag.llamacpp import build_info
+
     st = Store(settings).stats()
+    build = build_info()
     if args.json:
-        print(json.dumps(st, indent=2))
+        print(json.dumps({**st, "local_model_build": build}, indent=2))
         return 0
     c = _console()
     c.print(f"Store:    {st['store']} (collection {st['collection']})")
     c.print(f"Articles: {st['articles']}   Chunks: {st['chunks']}   Undated: {st['undated']}")
     c.print(f"Dates:    {st['first_date'] or '-'} … {st['last_date'] or '-'}")
     c.print("Outlets:  " + (", ".join(f"{k} ({v})" for k, v in st["outlets"].items()) or "-"))
+    if build:
+        c.print(f"Local model: xllamacpp {build['xllamacpp']}, built for {', '.join(build['cpu_features']) or 'generic x86'}", markup=False)
+        if build["hint"]:
+            c.print(f"  Faster: {build['hint']}", markup=False)
     return 0
 
 

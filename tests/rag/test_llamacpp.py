@@ -165,3 +165,23 @@ def test_only_a_build_with_amx_kernels_loads_without_the_weight_repack() -> None
     assert not amx_build(NATIVE_AMX_INFO.replace("AMX_INT8 = 1 | ", ""))
     # The installed build reports its features in the form amx_build reads ("NAME = 1 | ").
     assert "AVX2 = 1 | " in xllamacpp.get_system_info()
+
+
+def test_a_cpu_with_avx512_running_the_avx2_wheel_is_told_of_the_faster_build(tmp_path) -> None:
+    import xllamacpp
+
+    from rag.llamacpp import build_info, cpu_flags, faster_build_hint
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_int8\n\nprocessor\t: 1\n")
+    flags = cpu_flags(str(cpuinfo))
+    assert {"avx2", "avx512f"} <= flags
+    wheel_info = NATIVE_AMX_INFO.split("AVX512 = 1")[0]  # what an AVX2-only build reports
+    assert "README" in faster_build_hint(wheel_info, flags)
+    assert faster_build_hint(NATIVE_AMX_INFO, flags) is None  # already built for it
+    assert faster_build_hint(wheel_info, flags - {"avx512f"}) is None  # nothing faster to build for
+    assert cpu_flags(str(tmp_path / "absent")) == frozenset()
+    # This machine's own answer agrees with what the installed build and /proc/cpuinfo say.
+    info = build_info()
+    assert info["xllamacpp"] and "AVX2" in info["cpu_features"]
+    assert (info["hint"] is not None) == ("avx512f" in cpu_flags() and "AVX512 = 1" not in xllamacpp.get_system_info())
