@@ -28,7 +28,7 @@ import numpy as np
 from rag.citations import CheckedSentence, PassageIndex, is_refusal, render, strip_markers, support_score
 from rag.generators.base import GenerationInput, Generator
 from rag.generators.chat import format_passages
-from rag.planner import CHOICE, ENTITY, YES_NO, QuestionPlan, first_wants_later, outlet_clause, reports_named
+from rag.planner import CHOICE, ENTITY, YES_NO, QuestionPlan, affirmative, first_wants_later, outlet_clause, reports_named
 from rag.prompts import CHOICE_TASK, CLAIM_USER, ENTITY_TASK, SENTENCES_TASK, SHORT_SYSTEM, SHORT_USER, VERDICT_TASK
 from rag.policy import evidence_text, required_coverage, topic
 from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support
@@ -105,6 +105,8 @@ def short_reply(plan: QuestionPlan, question: str, context: "Context", parts: Pa
     "Does A say X, while B says Y?": each claim is checked against its own outlet's passage and all must
     hold (one short prompt each): a 1.5B model judging the whole question at once says "Yes" too readily.
     A verdict is "yes" when the model's probability of "Yes" reaches ``yes_threshold`` (see ``Settings``).
+    A question about a negative ("Was there inconsistency …?") is put to the model in the affirmative and
+    its verdict reversed: asked either way, the model said "Yes", so the two forms contradicted each other.
     """
     per_claim = claims(question, parts, context.index) if plan.kind == YES_NO else []
     if per_claim:
@@ -112,9 +114,13 @@ def short_reply(plan: QuestionPlan, question: str, context: "Context", parts: Pa
         votes = [_verdict(plan, gen, user, yes_threshold) for user in prompts]
         value = None if None in votes else ("yes" if all(v == "yes" for v in votes) else "no")
         return value, sum(approx_tokens(SHORT_SYSTEM + user) for user in prompts)
-    system, user, max_tokens = short_prompt(plan, format_passages(context.passages), question)
+    asked = affirmative(question) if plan.kind == YES_NO else None
+    system, user, max_tokens = short_prompt(plan, format_passages(context.passages), asked or question)
     if plan.kind == YES_NO:
-        return _verdict(plan, gen, user, yes_threshold), approx_tokens(system + user)
+        verdict = _verdict(plan, gen, user, yes_threshold)
+        if asked and verdict:  # the model was asked the affirmative question: its answer is the opposite
+            verdict = "no" if verdict == "yes" else "yes"
+        return verdict, approx_tokens(system + user)
     return parse_short(plan, gen.complete(system, user, max_tokens) or ""), approx_tokens(system + user)
 
 

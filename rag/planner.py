@@ -196,6 +196,18 @@ _TWO_REPORTS = re.compile(r"\bbetween\b[^?]{0,80}?\b(?:reports?|articles?|pieces
                           r"|\b(?:earlier|later|previous|prior|follow-up|second)\s+(?:article|report|piece|story|coverage)\b", re.I)
 
 
+# A yes/no question about a negative ("Was there inconsistency …?", "… portray it inconsistently?") is put to the
+# model in the affirmative and its verdict reversed: a 1.5B model answered "Yes" to both forms.
+_INCONSISTENT = re.compile(r"\binconsisten(?:t|cy|cies|tly)\b", re.I)
+
+
+def affirmative(question: str) -> str | None:
+    """The question with "inconsistent" (-cy, -tly) made "consistent"; None when it has no such word, or several."""
+    if len(_INCONSISTENT.findall(question)) != 1:
+        return None
+    return _INCONSISTENT.sub(lambda m: m.group(0)[2].upper() + m.group(0)[3:] if m.group(0)[0].isupper() else m.group(0)[2:], question)
+
+
 def reports_named(question: str, outlets: Iterable[str]) -> dict[str, int]:
     """For each outlet the question names, how many of its reports the question is about: each naming counts,
     and a question naming one outlet but two reports ("Has TechCrunch's view changed between the article

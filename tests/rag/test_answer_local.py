@@ -100,3 +100,23 @@ def test_sentences_after_a_short_reply_reuse_the_models_cached_prompt(local: Set
     assert len(timings) == 2 and text.strip()
     # Everything up to the task line came from the cache: far fewer new tokens than the short prompt took.
     assert follow["cache_n"] >= 0.8 * (first["prompt_n"] + first["cache_n"]) and follow["prompt_n"] < 120, (first, follow)
+
+
+def test_local_verdicts_on_consistency_agree_however_the_question_is_put(tmp_path: Path, model_cache: Path) -> None:
+    """Two outlets' matching reports: "consistent?" is "Yes" and "inconsistent?" is "No" (asked as it was put,
+    the 1.5B model said "Yes" to both)."""
+    (tmp_path / "a.md").write_text(
+        "---\ntitle: Storm Ingrid closes Port of Saltmere\noutlet: Metro Wire\ndate: 2024-02-12\n---\n"
+        "Storm Ingrid closed the Port of Saltmere to all ships on Sunday. Harbour master Yvonne Castellane ordered the "
+        "closure after two container ships dragged their anchors in gusts above 120 km/h. The port expects to reopen on Tuesday.\n")
+    (tmp_path / "b.md").write_text(
+        "---\ntitle: Saltmere port to reopen Tuesday after storm closure\noutlet: Coastal Times\ndate: 2024-02-13\n---\n"
+        "The Port of Saltmere, shut on Sunday as Storm Ingrid brought gusts of more than 120 km/h, will reopen on Tuesday, "
+        "harbour master Yvonne Castellane said. She closed the port after two container ships dragged their anchors.\n")
+    s = Settings(data_dir=tmp_path / "data", generator="local", model_cache_dir=model_cache)
+    Ingestor(s).ingest([str(tmp_path / "a.md"), str(tmp_path / "b.md")])
+    asked = "Was there {} between the Metro Wire report and the Coastal Times report on why the Port of Saltmere closed?"
+    yes, no = ask(asked.format("consistency"), settings=s), ask(asked.format("inconsistency"), settings=s)
+    assert yes.text.startswith("Yes. "), yes.text
+    assert no.text.startswith("No. "), no.text
+    assert {c.source for c in no.citations} == {"Metro Wire", "Coastal Times"}

@@ -196,6 +196,20 @@ def test_a_verdict_is_yes_only_when_the_models_probability_reaches_the_threshold
     assert short_reply(plan, q, ctx, (), _Judge(None, "Perhaps"), 0.7)[0] is None
 
 
+def test_a_question_about_inconsistency_is_judged_as_one_about_consistency(embedder) -> None:
+    """Asked in either form, the verdicts agree: the model only ever judges the affirmative."""
+    q = "Was there inconsistency between the Metro Wire and Harbour Gazette reports on the port's closure?"
+    inp = _inp(embedder, q, PASSAGES[:2])
+    ctx = Context(inp.passages, inp.index, 0.5, 0.5)
+    plan = QuestionPlan(YES_NO)
+    judge = _Judge(0.9)  # the model holds the two reports consistent
+    assert short_reply(plan, q, ctx, (), judge, 0.7)[0] == "no"
+    assert "Was there consistency between" in judge.prompts[0] and "inconsisten" not in judge.prompts[0]
+    assert short_reply(plan, q.replace("inconsistency", "consistency"), ctx, (), _Judge(0.9), 0.7)[0] == "yes"
+    assert short_reply(plan, q, ctx, (), _Judge(0.2), 0.7)[0] == "yes"
+    assert short_reply(plan, q, ctx, (), _Judge(None, "Perhaps"), 0.7)[0] is None  # no verdict stays none
+
+
 def test_each_claim_must_reach_the_threshold(embedder) -> None:
     q = "Did Metro Wire report that the storm closed the port on Sunday, while Harbour Gazette reported that dockworkers cleared the quay?"
     inp = _inp(embedder, q, PASSAGES[:2])

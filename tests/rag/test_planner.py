@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.planner import (
+    affirmative,
     ARTICLES,
     CHOICE,
     ENTITY,
@@ -123,3 +124,16 @@ def test_a_request_for_the_articles_on_a_topic_is_a_list(question: str, topic: s
 
 def test_a_question_about_what_an_article_says_is_not_a_list() -> None:
     assert plan_question("Which article says the port reopened?", OUTLETS).kind != ARTICLES
+
+
+@pytest.mark.parametrize("question, asked", [
+    ("Was there inconsistency in the portrayal of the port between the two reports?",
+     "Was there consistency in the portrayal of the port between the two reports?"),
+    ("Is the Harbor Ledger's account inconsistent with the Valley Courier's?", "Is the Harbor Ledger's account consistent with the Valley Courier's?"),
+    ("Did the two reports portray the closure inconsistently?", "Did the two reports portray the closure consistently?"),
+    ("Inconsistencies between the reports?", "Consistencies between the reports?"),
+    ("Was the portrayal consistent?", None),  # already affirmative
+    ("Was A inconsistent with B, or inconsistent with C?", None),  # two negatives: left as asked
+])
+def test_a_question_about_a_negative_is_asked_in_the_affirmative(question: str, asked: str | None) -> None:
+    assert affirmative(question) == asked
