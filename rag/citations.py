@@ -107,6 +107,10 @@ def build_index(passages: Sequence[Passage], embed) -> dict[int, PassageIndex]:
     return out
 
 
+def _has_word(text: str) -> bool:
+    return re.search(r"[^\W_]", text) is not None
+
+
 def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_support: float,
                     question: str = "") -> tuple[list[CheckedSentence], list[str]]:
     """Split generated text into sentences and check each one's citations. Returns sentences and notes."""
@@ -116,15 +120,16 @@ def check_sentences(text: str, index: dict[int, PassageIndex], embed, min_suppor
     raw: list[str] = []
     for block in re.split(r"(?<=\])\s+(?=[A-Z\"“])", text):
         raw.extend(block[a:b] for a, b in split_sentences(block))
-    # A marker split off on its own ("... Iran. [2]") belongs to the sentence before it.
+    # A marker split off on its own ("... Iran. [2]", or after stray punctuation: "... Iran. ,,, [2][3]") belongs
+    # to the sentence before it, and is checked with it; a piece without a word is no sentence.
     merged: list[str] = []
     for r in raw:
-        if merged and not strip_markers(r).strip(" .") and parse_markers(r):
-            merged[-1] = merged[-1] + " " + r
+        if merged and not _has_word(strip_markers(r)) and parse_markers(r):
+            merged[-1] = merged[-1] + " " + "".join(f"[{n}]" for n in parse_markers(r))
         else:
             merged.append(r)
     notes: list[str] = []
-    claims = [(r, strip_markers(r)) for r in merged if strip_markers(r).strip(" .")]
+    claims = [(r, strip_markers(r)) for r in merged if _has_word(strip_markers(r))]
     vecs = np.asarray(embed([c for _, c in claims]), dtype=np.float32) if claims else np.zeros((0, 1))
     out: list[CheckedSentence] = []
     for (raw_s, clean), vec in zip(claims, vecs):

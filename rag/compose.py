@@ -95,6 +95,8 @@ def parse_short(plan: QuestionPlan, reply: str) -> str | None:
     text = re.sub(r"^(the\s+answer\s+is|answer)\s*[:\-]?\s*", "", text, flags=re.I).strip(" .")
     if len(text.split()) > 8:  # a sentence, not a name
         return None
+    if not content_words(text):  # "A.a", "The", "He": no word of a name (a single letter would match any passage)
+        return None
     return text or None
 
 

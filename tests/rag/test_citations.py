@@ -109,6 +109,15 @@ def test_bare_yes_is_not_an_answer_alone_but_kept_with_a_claim(index, embedder) 
     assert final.startswith("Yes.") and final.endswith("[1]") and len(cites) == 1
 
 
+def test_markers_after_stray_punctuation_are_checked_with_the_sentence_before(index, embedder) -> None:
+    # Seen from the 1.5B model: a sentence, then ",,, [2][3][1]". Those markers are no connective's: they are
+    # checked against the sentence, and the passages that do not support it are not cited.
+    checked, _ = check_sentences("Storm Ingrid closed the Port of Saltmere [2]. ,,, [2][3][1]", index, embedder.embed, 0.5)
+    final, cites = render(checked, index, {})
+    assert final == "Storm Ingrid closed the Port of Saltmere. [1]"
+    assert [c.article_id for c in cites] == ["a2"]
+
+
 def test_sentence_supported_only_by_two_passages_together_cites_both(index, embedder) -> None:
     text = "Storm Ingrid closed the Port of Saltmere, while the Bank of Veloria held its policy rate at 4.25 percent."
     checked, _ = check_sentences(text, index, embedder.embed, 0.5)

@@ -52,6 +52,9 @@ def test_short_replies_are_parsed_strictly() -> None:
     assert parse_short(ent, "The answer is: Yvonne Castellane.") == "Yvonne Castellane"
     assert parse_short(ent, "unknown") is None and parse_short(ent, "The archive does not say.") is None
     assert parse_short(ent, "The harbour master of the port who ordered all the ships to anchor on Sunday") is None
+    # Seen from the model: "A.a". A reply with no word of a name is no name (a single letter is found in any passage).
+    assert parse_short(ent, "A.a") is None and parse_short(ent, "He") is None and parse_short(ent, "A") is None
+    assert parse_short(ent, "BP") == "BP"
     system, user, n = short_prompt(choice, "[1] ...", "Consistent or inconsistent?")
     assert "consistent or inconsistent" in user and n <= 8 and "short answer" in system
 
