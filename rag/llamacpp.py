@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from importlib import metadata
 import queue
 import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from importlib import metadata
 from typing import Any
 
 from llama_index.core.base.llms.types import (

@@ -205,7 +205,12 @@ def affirmative(question: str) -> str | None:
     """The question with "inconsistent" (-cy, -tly) made "consistent"; None when it has no such word, or several."""
     if len(_INCONSISTENT.findall(question)) != 1:
         return None
-    return _INCONSISTENT.sub(lambda m: m.group(0)[2].upper() + m.group(0)[3:] if m.group(0)[0].isupper() else m.group(0)[2:], question)
+
+    def consistent(m: re.Match[str]) -> str:
+        word = m.group(0)[2:]  # "in" dropped
+        return word[0].upper() + word[1:] if m.group(0)[0].isupper() else word
+
+    return _INCONSISTENT.sub(consistent, question)
 
 
 def reports_named(question: str, outlets: Iterable[str]) -> dict[str, int]:

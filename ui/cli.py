@@ -78,9 +78,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.store import Store
-
     from rag.llamacpp import build_info
+    from rag.store import Store
 
     st = Store(settings).stats()
     build = build_info()
