@@ -202,8 +202,14 @@ _INCONSISTENT = re.compile(r"\binconsisten(?:t|cy|cies|tly)\b", re.I)
 
 
 def affirmative(question: str) -> str | None:
-    """The question with "inconsistent" (-cy, -tly) made "consistent"; None when it has no such word, or several."""
+    """The question with "inconsistent" (-cy, -tly) made "consistent"; None when it has no such word, or several,
+    or when the word is part of what a report says ("Did A report that the results were inconsistent?": its
+    opposite is not "A reported that they were consistent")."""
     if len(_INCONSISTENT.findall(question)) != 1:
+        return None
+    start = _INCONSISTENT.search(question).start()
+    clause = re.split(r"[,;:]", question[:start])[-1]
+    if re.search(r"\bthat\b", clause, re.I):
         return None
 
     def consistent(m: re.Match[str]) -> str:

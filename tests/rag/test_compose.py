@@ -205,12 +205,17 @@ def test_a_question_about_inconsistency_is_judged_as_one_about_consistency(embed
     inp = _inp(embedder, q, PASSAGES[:2])
     ctx = Context(inp.passages, inp.index, 0.5, 0.5)
     plan = QuestionPlan(YES_NO)
+    two = [("Metro Wire", (1,)), ("Harbour Gazette", (2,))]
     judge = _Judge(0.9)  # the model holds the two reports consistent
-    assert short_reply(plan, q, ctx, (), judge, 0.7)[0] == "no"
+    assert short_reply(plan, q, ctx, two, judge, 0.7)[0] == "no"
     assert "Was there consistency between" in judge.prompts[0] and "inconsisten" not in judge.prompts[0]
-    assert short_reply(plan, q.replace("inconsistency", "consistency"), ctx, (), _Judge(0.9), 0.7)[0] == "yes"
-    assert short_reply(plan, q, ctx, (), _Judge(0.2), 0.7)[0] == "yes"
-    assert short_reply(plan, q, ctx, (), _Judge(None, "Perhaps"), 0.7)[0] is None  # no verdict stays none
+    assert short_reply(plan, q.replace("inconsistency", "consistency"), ctx, two, _Judge(0.9), 0.7)[0] == "yes"
+    assert short_reply(plan, q, ctx, two, _Judge(0.2), 0.7)[0] == "yes"
+    assert short_reply(plan, q, ctx, two, _Judge(None, "Perhaps"), 0.7)[0] is None  # no verdict stays none
+    # About one report, the word describes what it says: asked as put.
+    one = "Did Metro Wire describe the port's inconsistent opening hours?"
+    judge = _Judge(0.9)
+    assert short_reply(plan, one, ctx, [("Metro Wire", (1,))], judge, 0.7)[0] == "yes" and "inconsistent" in judge.prompts[0]
 
 
 def test_each_claim_must_reach_the_threshold(embedder) -> None:

@@ -134,6 +134,7 @@ def test_a_question_about_what_an_article_says_is_not_a_list() -> None:
     ("Inconsistencies between the reports?", "Consistencies between the reports?"),
     ("Was the portrayal consistent?", None),  # already affirmative
     ("Was A inconsistent with B, or inconsistent with C?", None),  # two negatives: left as asked
+    ("Did the Harbor Ledger report that the port's schedules were inconsistent, while Metro Wire said they were not?", None),  # what a report says
 ])
 def test_a_question_about_a_negative_is_asked_in_the_affirmative(question: str, asked: str | None) -> None:
     assert affirmative(question) == asked
