@@ -100,9 +100,6 @@ def parse_short(plan: QuestionPlan, reply: str) -> str | None:
     return text or None
 
 
-_TWO_TIMES = re.compile(r"\b(between|before|after|then|subsequent|later|earlier|previous|prior)\b", re.I)
-
-
 def short_reply(plan: QuestionPlan, question: str, context: "Context", parts: Parts, gen: Generator,
                 yes_threshold: float) -> tuple[str | None, int]:
     """The model's verdict, option or name over the context, and about how many prompt tokens that took.
@@ -119,10 +116,7 @@ def short_reply(plan: QuestionPlan, question: str, context: "Context", parts: Pa
         votes = [_verdict(plan, gen, user, yes_threshold) for user in prompts]
         value = None if None in votes else ("yes" if all(v == "yes" for v in votes) else "no")
         return value, sum(approx_tokens(SHORT_SYSTEM + user) for user in prompts)
-    # Only where the word relates reports to each other: two of them named, or one at two times ("Was there
-    # inconsistency between A's report and B's?", "… after its report of 6 October?").
-    about_two = sum(reports_named(question, [label for label, _ in parts]).values()) >= 2 or bool(_TWO_TIMES.search(question))
-    asked = affirmative(question) if plan.kind == YES_NO and about_two else None
+    asked = affirmative(question, [label for label, _ in parts]) if plan.kind == YES_NO else None
     system, user, max_tokens = short_prompt(plan, format_passages(context.passages), asked or question)
     if plan.kind == YES_NO:
         verdict = _verdict(plan, gen, user, yes_threshold)

@@ -71,23 +71,24 @@ def _load_server(model_path: str, n_ctx: int, n_threads: int) -> Any:
         # A build of xllamacpp made on a CPU with AMX (README: "A faster local model") repacks the weights for
         # AMX by default, and that crashes the process (segfault) with this Q4_K_M model; without the repack
         # it runs llama.cpp's AVX-512 kernels. The PyPI wheel is built for AVX2 and keeps its repack.
-        params.no_extra_bufts = amx_build(xllamacpp.get_system_info())
+        info = xllamacpp.get_system_info()
+        params.no_extra_bufts = built_with(info, "AMX_INT8")
         t0 = time.perf_counter()
         try:
             server = xllamacpp.Server(params)
         except Exception as exc:
             raise ModelError(f"could not load the local model {model_path}: {exc}") from exc
         logger.info("Loaded %s (n_ctx=%d, threads=%d) in %.1f s", model_path, n_ctx, n_threads, time.perf_counter() - t0)
-        hint = faster_build_hint(xllamacpp.get_system_info(), cpu_flags())
+        hint = faster_build_hint(info, cpu_flags())
         if hint:
             logger.info(hint)
         _servers[key] = server
         return server
 
 
-def amx_build(system_info: str) -> bool:
-    """Was this llama.cpp built with its AMX kernels (``get_system_info()`` lists ``AMX_INT8 = 1``)?"""
-    return "AMX_INT8 = 1" in system_info
+def built_with(system_info: str, feature: str) -> bool:
+    """Was this llama.cpp built with the CPU feature's kernels (``get_system_info()`` lists ``AMX_INT8 = 1 |``)?"""
+    return f"{feature} = 1 |" in system_info
 
 
 FASTER_BUILD_HINT = ("this CPU has AVX-512 but the installed xllamacpp is built for AVX2 only: built from source here it "
@@ -108,7 +109,7 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
 
 def faster_build_hint(system_info: str, flags: frozenset[str]) -> str | None:
     """A hint when the CPU could run llama.cpp's AVX-512 kernels that the installed build lacks."""
-    return FASTER_BUILD_HINT if "avx512f" in flags and "AVX512 = 1" not in system_info else None
+    return FASTER_BUILD_HINT if "avx512f" in flags and not built_with(system_info, "AVX512") else None
 
 
 def build_info() -> dict[str, Any]:
@@ -118,7 +119,7 @@ def build_info() -> dict[str, Any]:
     except ImportError:
         return {}
     info = xllamacpp.get_system_info()
-    features = [f for f in ("AVX2", "AVX512", "AVX512_VNNI", "AVX512_BF16", "AMX_INT8") if f"{f} = 1 |" in info]
+    features = [f for f in ("AVX2", "AVX512", "AVX512_VNNI", "AVX512_BF16", "AMX_INT8") if built_with(info, f)]
     return {"xllamacpp": metadata.version("xllamacpp"), "cpu_features": features, "hint": faster_build_hint(info, cpu_flags())}
 
 

@@ -199,24 +199,23 @@ _TWO_REPORTS = re.compile(r"\bbetween\b[^?]{0,80}?\b(?:reports?|articles?|pieces
 # A yes/no question about a negative ("Was there inconsistency …?", "… portray it inconsistently?") is put to the
 # model in the affirmative and its verdict reversed: a 1.5B model answered "Yes" to both forms.
 _INCONSISTENT = re.compile(r"\binconsisten(?:t|cy|cies|tly)\b", re.I)
+_TWO_TIMES = re.compile(r"\b(between|before|after|then|subsequent|later|earlier|previous|prior)\b", re.I)
 
 
-def affirmative(question: str) -> str | None:
-    """The question with "inconsistent" (-cy, -tly) made "consistent"; None when it has no such word, or several,
-    or when the word is part of what a report says ("Did A report that the results were inconsistent?": its
-    opposite is not "A reported that they were consistent")."""
-    if len(_INCONSISTENT.findall(question)) != 1:
+def affirmative(question: str, named: Iterable[str]) -> str | None:
+    """The question with "inconsistent" (-cy, -tly) made "consistent", where the word relates reports to each
+    other: two of them named (``named``: the outlets the question names), or one at two times ("Was there inconsistency between A's report and B's?", "… after
+    its report of 6 October?"). None when it has no such word, or several, or when the word is part of what a
+    report says ("Did A report that the results were inconsistent?": its opposite is not "A reported that they
+    were consistent")."""
+    hits = list(_INCONSISTENT.finditer(question))
+    if len(hits) != 1 or re.search(r"\bthat\b", re.split(r"[,;:]", question[: hits[0].start()])[-1], re.I):
         return None
-    start = _INCONSISTENT.search(question).start()
-    clause = re.split(r"[,;:]", question[:start])[-1]
-    if re.search(r"\bthat\b", clause, re.I):
+    if sum(reports_named(question, named).values()) < 2 and not _TWO_TIMES.search(question):
         return None
-
-    def consistent(m: re.Match[str]) -> str:
-        word = m.group(0)[2:]  # "in" dropped
-        return word[0].upper() + word[1:] if m.group(0)[0].isupper() else word
-
-    return _INCONSISTENT.sub(consistent, question)
+    word = hits[0].group(0)
+    consistent = word[2].upper() + word[3:] if word[0].isupper() else word[2:]  # "in" dropped
+    return question[: hits[0].start()] + consistent + question[hits[0].end():]
 
 
 def reports_named(question: str, outlets: Iterable[str]) -> dict[str, int]:

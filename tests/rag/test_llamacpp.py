@@ -159,11 +159,11 @@ NATIVE_AMX_INFO = ("CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX_VNNI = 1 | AVX2 =
 def test_only_a_build_with_amx_kernels_loads_without_the_weight_repack() -> None:
     import xllamacpp
 
-    from rag.llamacpp import amx_build
+    from rag.llamacpp import built_with
 
-    assert amx_build(NATIVE_AMX_INFO)  # its AMX repack crashes with the bundled model
-    assert not amx_build(NATIVE_AMX_INFO.replace("AMX_INT8 = 1 | ", ""))
-    # The installed build reports its features in the form amx_build reads ("NAME = 1 | ").
+    assert built_with(NATIVE_AMX_INFO, "AMX_INT8")  # its AMX repack crashes with the bundled model
+    assert not built_with(NATIVE_AMX_INFO.replace("AMX_INT8 = 1 | ", ""), "AMX_INT8")
+    # The installed build reports its features in the form built_with reads ("NAME = 1 | ").
     assert "AVX2 = 1 | " in xllamacpp.get_system_info()
 
 

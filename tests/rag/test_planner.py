@@ -130,11 +130,14 @@ def test_a_question_about_what_an_article_says_is_not_a_list() -> None:
     ("Was there inconsistency in the portrayal of the port between the two reports?",
      "Was there consistency in the portrayal of the port between the two reports?"),
     ("Is the Harbor Ledger's account inconsistent with the Valley Courier's?", "Is the Harbor Ledger's account consistent with the Valley Courier's?"),
-    ("Did the two reports portray the closure inconsistently?", "Did the two reports portray the closure consistently?"),
+    ("Did the Harbor Ledger and Valley Courier reports portray the closure inconsistently?",
+     "Did the Harbor Ledger and Valley Courier reports portray the closure consistently?"),
+    ("Did the Harbor Ledger report the closure and then portray it inconsistently?", "Did the Harbor Ledger report the closure and then portray it consistently?"),
     ("Inconsistencies between the reports?", "Consistencies between the reports?"),
     ("Was the portrayal consistent?", None),  # already affirmative
     ("Was A inconsistent with B, or inconsistent with C?", None),  # two negatives: left as asked
     ("Did the Harbor Ledger report that the port's schedules were inconsistent, while Metro Wire said they were not?", None),  # what a report says
+    ("Did the Harbor Ledger describe the port's inconsistent opening hours?", None),  # one report: the word describes, relates nothing
 ])
 def test_a_question_about_a_negative_is_asked_in_the_affirmative(question: str, asked: str | None) -> None:
-    assert affirmative(question) == asked
+    assert affirmative(question, match_outlets(question, [*OUTLETS, "Harbor Ledger", "Valley Courier"])) == asked
