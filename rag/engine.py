@@ -39,7 +39,6 @@ from rag.pipeline import (
     SearchPlan,
     clean_question,
     digest_plan,
-    fewer,
     generation_input,
     newest,
     normalize_history,
@@ -47,6 +46,7 @@ from rag.pipeline import (
     retrieve,
     rewrite_question,
     select_context,
+    short_context,
     verify,
     widen,
 )
@@ -234,11 +234,7 @@ class Engine:
         elif qplan.kind == YES_NO:                                                                      # 6b. "did A report it before B?"
             composed = compose_order(qplan, inp, found.parts, self.embedder.embed)
         if composed is None and qplan.kind in SHORT_KINDS and gen.uses_model:                           # 6c. a short reply
-            # Fewer, shorter passages: every prompt token costs the user time before the reply.
-            few = fewer(found, max(s.short_top_k, 1 + len(found.parts)))
-            # The budget goes to the best sentences wherever they are; only the outlets the question names keep one each.
-            keep = frozenset(nums[0] for _, nums in found.parts if nums)
-            short = select_context(few, standalone, self.embedder, s.short_context_tokens, keep=keep)
+            short = short_context(found, standalone, self.embedder, s.short_top_k, s.short_context_tokens)
             short_inp = generation_input(plan, clean.text, short, found)
             value, tokens = short_reply(qplan, standalone, short, found.parts, gen, s.yes_threshold)
             timings["short_reply"] = time.perf_counter() - t

@@ -321,6 +321,15 @@ def select_context(retrieved: Retrieved, question: str, embedder: SentenceTransf
     return Context(passages, {n: idx for n, idx in index.items() if n in shown}, best_cos, best_lex)
 
 
+def short_context(retrieved: Retrieved, question: str, embedder: SentenceTransformerEmbedding, top_k: int, budget: int) -> Context:
+    """What the model reads for a one-word or one-name reply: fewer, shorter passages, since every prompt
+    token costs the user time before the reply. The budget goes to the best sentences wherever they are;
+    only the outlets the question names keep one passage each."""
+    few = fewer(retrieved, max(top_k, 1 + len(retrieved.parts)))
+    keep = frozenset(nums[0] for _, nums in retrieved.parts if nums)
+    return select_context(few, question, embedder, budget, keep=keep)
+
+
 def _join_selected(sentences: list[str], picked: set[int]) -> str:
     pieces, last = [], -2
     for i in sorted(picked):

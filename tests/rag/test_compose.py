@@ -85,6 +85,16 @@ def test_a_verdict_on_two_reports_of_one_outlet_quotes_both(embedder) -> None:
     assert [c.article_id for c in citations] == ["a1"]
 
 
+def test_a_verdict_quotes_the_outlets_article_closest_to_what_the_question_says_of_it(embedder) -> None:
+    # Metro Wire's own search found its fare story first; the question is about its storm story.
+    fares = _p(5, "Metro Wire", "2024-03-20", "Metro Wire readers will pay more for bus tickets from April. The transit board raised fares.")
+    passages = [fares, *PASSAGES]
+    q = "Did Metro Wire report that the storm closed the port, while Harbour Gazette reported that it reopened?"
+    parts = [("Metro Wire", (5, 1)), ("Harbour Gazette", (2,))]
+    _, citations, _ = compose_verdict(plan_question(q, OUTLETS), "yes", _inp(embedder, q, passages), parts, embedder.embed)
+    assert [c.article_id for c in citations] == ["a1", "a2"]
+
+
 def test_a_name_is_kept_only_when_the_passages_hold_it(embedder) -> None:
     q = "Who ordered ships to anchor when the port closed?"
     inp = _inp(embedder, q)
