@@ -182,8 +182,8 @@ def _evidence_numbers(inp: GenerationInput, parts: Parts, limit: int = 3, want: 
     articles as the question names reports of it (its own search's passages first); then the best of the rest,
     up to the reports the question is about (``limit`` when it names no outlet).
 
-    ``closest``: for an outlet named once, its passage closest in meaning to what the question says of it
-    ("Does The Verge say X, while The Age …": "The Verge say X") comes first instead."""
+    ``closest``: for an outlet named once, its passage closest, in meaning and words, to what the question says
+    it reported ("Does The Verge say that X, while The Age …": "X") comes first instead."""
     chosen: list[int] = []
     articles: set[str] = set()
 
@@ -237,8 +237,8 @@ def _part_vectors(inp: GenerationInput, parts: Parts, numbers: Sequence[int], em
 # --- the answers --------------------------------------------------------------------------------
 def compose_verdict(plan: QuestionPlan, value: str, inp: GenerationInput, parts: Parts, embed: Embed) -> tuple[str, list, list[str]]:
     """'Yes.' / 'Consistent.' then, for each article the verdict rests on, its closest sentence quoted and cited."""
-    # Measured (tests/bench/bench_quotes.py): the passage closest to the outlet's clause is more often the
-    # evidence article than the first found; not so for names, whose clauses come before the outlet's name.
+    # Measured (tests/bench/bench_quotes.py): the passage closest to the outlet's claim is more often the
+    # evidence article than the first found; not so for names, whose questions describe an article before naming its outlet.
     numbers = _evidence_numbers(inp, parts, closest=embed)
     quotes = _quoted(numbers, inp.index, _part_vectors(inp, parts, numbers, embed))
     head = CheckedSentence(text=value.capitalize(), cited=[], status="connective")

@@ -1,7 +1,7 @@
 """Which articles an answer's quotes come from, with the right verdict or name given (run by hand; not collected by pytest).
 
     python tests/bench/bench_quotes.py                          # all answerable MultiHop-RAG questions of the kinds below
-    python tests/bench/bench_quotes.py --index /tmp/quotes-idx  # keep the index for the next run (~1 min saved)
+    python tests/bench/bench_quotes.py --index /tmp/quotes-idx  # keep the index and reuse it on the next run
     python tests/bench/bench_quotes.py --limit 40 --seed 5       # the sample ``byline eval --limit 40 --seed 5`` asks
     python tests/bench/bench_quotes.py --show 10                 # print ten quotes from an article that is not evidence
 
