@@ -22,11 +22,11 @@ from rag.dates import resolve as resolve_dates, span_text
 from rag.embed import SentenceTransformerEmbedding
 from rag.errors import GeneratorError, QuestionError
 from rag.generators.base import GenerationInput, Generator
-from rag.planner import FIRST, QuestionPlan, match_outlets, reports_named
+from rag.planner import FIRST, QuestionPlan, match_outlets, outlet_parts, reports_named
 from rag.policy import evidence_text, is_yes_no_question, key_phrases, required_coverage, topic
 from rag.prompts import REWRITE_SYSTEM, REWRITE_USER
 from rag.retrieve import Retriever
-from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support
+from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support, split_sentences
 from rag.types import WITHHELD_NOTE, Citation, Filters, Passage
 
 log = logging.getLogger(__name__)
@@ -209,8 +209,15 @@ def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransform
         searches = [(o, plan.question, dataclasses.replace(plan.filters, sources=[o])) for o in question.outlets if not allowed or o in allowed][:4]
     if not searches:
         return Retrieved(tuple(main), np.asarray(qvec, dtype=np.float32))
-    found = [(label, retriever.retrieve(text, flt, k=2, recency=plan.recency, qvec=qvec if text == plan.question else None, boost=boost))
-             for label, text, flt in searches]
+    reports = reports_named(plan.question, list(question.outlets)) if question.kind != FIRST else {}
+    found = []
+    for label, text, flt in searches:
+        piece = next((t for t in outlet_parts(plan.question, label, question.outlets) if t), "") if reports.get(label) == 1 else ""
+        if piece:  # the outlet's articles that fit the whole question best, then the two closest to what it says of this outlet
+            ps = closest_to(piece, retriever.retrieve(text, flt, k=4, per_article=1, recency=plan.recency, qvec=qvec, boost=boost), embedder)[:2]
+        else:
+            ps = retriever.retrieve(text, flt, k=2, recency=plan.recency, qvec=qvec if text == plan.question else None, boost=boost)
+        found.append((label, ps))
     # One copy of a syndicated story, as within each search (rag.copies), though the searches may have found
     # different copies: a story's passages come from the copies that one tier of searches found. The outlets the
     # question names come first: asked what Harbor Ledger reported, the user needs Harbor Ledger's copy (it is
@@ -254,6 +261,21 @@ def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransform
 
     parts = tuple((label, numbers(ps)) for label, ps in found)
     return Retrieved(tuple(merged), np.asarray(qvec, dtype=np.float32), parts)
+
+
+def closest_to(text: str, passages: Sequence[Passage], embedder: SentenceTransformerEmbedding) -> list[Passage]:
+    """The passages ordered by their sentence closest to the text: in meaning, plus 0.3 x the share of its
+    words the sentence holds, as ``select_context`` weighs them (in meaning alone "closed" is near "reopened")."""
+    if not passages:
+        return []
+    vec = np.asarray(embedder.get_query_embedding(text), dtype=np.float32)
+
+    def score(p: Passage) -> float:
+        sentences = [p.text[a:b] for a, b in split_sentences(p.text)] or [p.text]
+        sims = np.asarray(embedder.embed_cached(sentences), dtype=np.float32) @ vec
+        return max(float(c) + 0.3 * lexical_support(text, s) for c, s in zip(sims, sentences))
+
+    return sorted(passages, key=score, reverse=True)
 
 
 # --- 5. context -----------------------------------------------------------------------------------

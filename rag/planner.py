@@ -185,6 +185,41 @@ def _mentions(question: str, outlet: str) -> list[tuple[int, int]]:
     return merged
 
 
+_SEGMENT = re.compile(r",\s+|;\s+|\s+(?:while|whereas)\s+")
+
+
+def outlet_parts(question: str, outlet: str, outlets: Iterable[str]) -> list[str]:
+    """What the question says of this outlet, one text per time it names it: the piece between commas that
+    names it and no other outlet ("…, also offers a two-pack of cables as noted by Polygon, …"), or, when that
+    piece says nothing else ("…, as reported by TechCrunch, …"), the piece before it; '' where neither says
+    anything of its own. Outlet names are left out."""
+    names = {o: _aliases(o) for o in {outlet, *outlets}}
+
+    def names_of(piece: str) -> set[str]:
+        return {o for o, al in names.items() if any(re.search(r"(?<![\w])" + re.escape(a) + r"(?![\w])", piece) for a in al)}
+
+    def said(piece: str) -> str:
+        rest = piece
+        for a in sorted((a for al in names.values() for a in al), key=len, reverse=True):
+            rest = re.sub(r"(?<![\w])" + re.escape(a) + r"(?![\w])", " ", rest)
+        rest = " ".join(rest.split()).strip(" ?,'\"")
+        content = [w for w in words(rest) if len(w) > 1 and w not in STOPWORDS and w not in _BROWSE and not w.isdigit()]
+        return rest if len(content) >= 3 else ""
+
+    pieces = _SEGMENT.split(question)
+    out = []
+    for i, piece in enumerate(pieces):
+        if outlet not in names_of(piece):
+            continue
+        if len(names_of(piece)) > 1:
+            out.append("")
+        elif own := said(piece):
+            out.append(own)
+        else:
+            out.append(said(pieces[i - 1]) if i > 0 and not names_of(pieces[i - 1]) else "")
+    return out
+
+
 def outlet_mentions(question: str, outlet: str) -> int:
     """How many times the question names the outlet ("the TechCrunch article ... the later TechCrunch report": 2)."""
     return len(_mentions(question, outlet))

@@ -138,3 +138,29 @@ def test_verify_keeps_a_models_yes_no_verdict_flagged(embedder) -> None:
     assert out.text.startswith("Yes.") and out.citations and "only the yes/no verdict" in out.notes[-1]
     quotes_only = verify("Yes, because the governors all agreed unanimously after long talks [3].", inp, False, embedder, Settings())
     assert not quotes_only.citations  # a quoting generator's "yes" is no judgment of a model
+
+
+def test_an_outlets_search_puts_first_its_article_closest_to_what_the_question_says_of_it(tmp_path) -> None:
+    from ingest.article import Article
+    from ingest.pipeline import Ingestor
+    from rag.engine import Engine
+    from rag.pipeline import retrieve
+
+    def art(i: int, source: str, text: str) -> Article:
+        return Article(text=text, title=f"Saltmere Shipping, part {i}", source=source, published_at=dt.datetime(2024, 3, 1 + i, 9),
+                       url=f"https://news.example/{i}")
+
+    # Metro Wire's stories that share most words with the whole question are about the fare cut; the question
+    # says Metro Wire covered the terminals (in other words than the question's).
+    arts = [art(1, "Metro Wire", "Saltmere Shipping cut its island fares, the company reported on Monday. Island fares had risen twice last year."),
+            art(2, "Metro Wire", "Saltmere Shipping's island fares were cut again, passengers reported. The company said more cuts could follow."),
+            art(3, "Metro Wire", "Saltmere Shipping is constructing a pair of cargo terminals on the north quay. Cranes arrive in May."),
+            art(4, "Harbour Gazette", "Saltmere Shipping cut its island fares by a tenth on Monday. The company cited lower fuel costs.")]
+    s = Settings(data_dir=tmp_path / "byline", generator="extractive")
+    assert Ingestor(s).ingest_items(arts).added == len(arts)
+    engine = Engine(s)
+    q = "Which company, covered by Metro Wire for building two new container terminals, also cut its island fares as reported by Harbour Gazette?"
+    plan, qplan = engine._plan(q, None)
+    got = retrieve(plan, engine.retriever, engine.embedder, 6, qplan)
+    first = {label: next(p for p in got.passages if p.number == nums[0]) for label, nums in got.parts}
+    assert "cargo terminals" in first["Metro Wire"].text and "cut its island fares" in first["Harbour Gazette"].text

@@ -18,6 +18,7 @@ from rag.planner import (
     is_digest,
     match_outlets,
     outlet_clause,
+    outlet_parts,
     outlet_mentions,
     plan_question,
     reports_named,
@@ -83,6 +84,19 @@ def test_outlet_clause_is_the_part_of_the_question_about_that_outlet() -> None:
     assert outlet_clause(q, "The Verge") == "The Verge' say that the deal was unnecessary"
     assert outlet_clause(q, "TechCrunch") == "TechCrunch' calls it anticompetitive?"
     assert outlet_clause(q, "Metro Wire") == ""
+
+
+def test_outlet_parts_are_the_pieces_of_the_question_about_each_outlet() -> None:
+    outlets = ["Metro Wire", "Harbour Gazette", "Riverton Post"]
+    q = ("Which company, covered by Metro Wire for building two cargo terminals, also cut its island fares as reported by "
+         "Harbour Gazette, and is the one whose trial was delayed, as Riverton Post reported, and another Riverton Post article says so?")
+    assert outlet_parts(q, "Metro Wire", outlets) == ["covered by for building two cargo terminals"]
+    assert outlet_parts(q, "Harbour Gazette", outlets) == ["also cut its island fares as reported by"]
+    # Named where the piece says nothing else: the piece before it; a piece with nothing of its own: ''.
+    assert outlet_parts(q, "Riverton Post", outlets) == ["and is the one whose trial was delayed", ""]
+    # A piece that names two outlets is neither's; an outlet not named has none.
+    assert outlet_parts("Did Metro Wire and Harbour Gazette both report the port closure?", "Metro Wire", outlets) == [""]
+    assert outlet_parts(q, "Valley Courier", outlets) == []
 
 
 def test_reports_named_counts_each_naming_and_two_reports_of_one_outlet() -> None:
