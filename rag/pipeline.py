@@ -196,7 +196,9 @@ def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransform
              question: QuestionPlan | None = None, per_article: int = 2) -> Retrieved:
     """Hybrid (dense + BM25) retrieval with the plan's filters and date preferences; when the question
     names outlets (or asks which of two reports came first), one more search per outlet (or report), so
-    that each reaches the context even when another outlet's articles match the whole question better."""
+    that each reaches the context even when another outlet's articles match the whole question better. An
+    outlet named once keeps, of its four best articles, the two closest to what the question says of it
+    (``outlet_parts``): the one that fits the whole question best is often another story of the same outlet."""
     qvec = embedder.get_query_embedding(plan.question)
     boost = list(plan.boost) or None
     main = retriever.retrieve(plan.question, plan.filters, k=k, recency=plan.recency, qvec=qvec, boost=boost,
