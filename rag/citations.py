@@ -93,6 +93,13 @@ def support_score(claim: str, claim_vec: np.ndarray, idx: PassageIndex, given: f
     return min(1.0, score), idx.sentences[best]
 
 
+def closeness(text: str, vec: np.ndarray, idx: PassageIndex) -> float:
+    """How close a passage's closest sentence is to a text (``vec``: its embedding): in meaning, plus 0.3 x the
+    share of the text's words the sentence holds, as ``select_context`` weighs them (in meaning alone "closed"
+    is near "reopened")."""
+    return max((float(c) + 0.3 * lexical_support(text, s) for c, s in zip(idx.vectors @ vec, idx.sentences)), default=float("-inf"))
+
+
 def build_index(passages: Sequence[Passage], embed) -> dict[int, PassageIndex]:
     """Split and embed every passage's sentences in one batch."""
     all_sents: list[tuple[int, str]] = []

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
-from rag.citations import CheckedSentence, PassageIndex, is_refusal, render, strip_markers, support_score
+from rag.citations import CheckedSentence, PassageIndex, closeness, is_refusal, render, strip_markers, support_score
 from rag.generators.base import GenerationInput, Generator
 from rag.generators.chat import format_passages
 from rag.planner import CHOICE, ENTITY, YES_NO, QuestionPlan, affirmative, first_wants_later, outlet_clause, reports_named
@@ -202,12 +202,7 @@ def _evidence_numbers(inp: GenerationInput, parts: Parts, limit: int = 3, want: 
         claim = outlet_claim(inp.question, label) if closest is not None and reports[label] == 1 else ""
         if claim and len(candidates := [n for n in dict.fromkeys(own) if inp.index[n].sentences]) > 1:
             v = np.asarray(closest([claim]), dtype=np.float32)[0]
-
-            def score(n: int) -> float:  # as select_context weighs meaning and words ("closed" is close to "reopened" in meaning)
-                idx = inp.index[n]
-                return max(float(c) + 0.3 * lexical_support(claim, sent) for c, sent in zip(idx.vectors @ v, idx.sentences))
-
-            own = sorted(candidates, key=score, reverse=True)
+            own = sorted(candidates, key=lambda n: closeness(claim, v, inp.index[n]), reverse=True)
         got = 0
         for n in own:
             if got >= reports[label]:

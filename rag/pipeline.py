@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rag.citations import CheckedSentence, PassageIndex, build_index, check_sentences, is_refusal, parse_markers, render
+from rag.citations import CheckedSentence, PassageIndex, build_index, check_sentences, closeness, is_refusal, parse_markers, render
 from rag.config import Settings
 from rag.copies import story
 from rag.dates import resolve as resolve_dates, span_text
@@ -26,7 +26,7 @@ from rag.planner import FIRST, QuestionPlan, match_outlets, outlet_parts, report
 from rag.policy import evidence_text, is_yes_no_question, key_phrases, required_coverage, topic
 from rag.prompts import REWRITE_SYSTEM, REWRITE_USER
 from rag.retrieve import Retriever
-from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support, split_sentences
+from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support
 from rag.types import WITHHELD_NOTE, Citation, Filters, Passage
 
 log = logging.getLogger(__name__)
@@ -266,18 +266,12 @@ def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransform
 
 
 def closest_to(text: str, passages: Sequence[Passage], embedder: SentenceTransformerEmbedding) -> list[Passage]:
-    """The passages ordered by their sentence closest to the text: in meaning, plus 0.3 x the share of its
-    words the sentence holds, as ``select_context`` weighs them (in meaning alone "closed" is near "reopened")."""
+    """The passages ordered by how close their closest sentence is to the text (``rag.citations.closeness``)."""
     if not passages:
         return []
     vec = np.asarray(embedder.get_query_embedding(text), dtype=np.float32)
-
-    def score(p: Passage) -> float:
-        sentences = [p.text[a:b] for a, b in split_sentences(p.text)] or [p.text]
-        sims = np.asarray(embedder.embed_cached(sentences), dtype=np.float32) @ vec
-        return max(float(c) + 0.3 * lexical_support(text, s) for c, s in zip(sims, sentences))
-
-    return sorted(passages, key=score, reverse=True)
+    index = build_index(passages, embedder.embed_cached)
+    return sorted(passages, key=lambda p: closeness(text, vec, index[p.number]), reverse=True)
 
 
 # --- 5. context -----------------------------------------------------------------------------------

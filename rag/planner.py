@@ -193,18 +193,15 @@ def outlet_parts(question: str, outlet: str, outlets: Iterable[str]) -> list[str
     names it and no other outlet ("…, also offers a two-pack of cables as noted by Polygon, …"), or, when that
     piece says nothing else ("…, as reported by TechCrunch, …"), the piece before it; '' where neither says
     anything of its own. Outlet names are left out."""
-    names = {o: _aliases(o) for o in {outlet, *outlets}}
+    names = {outlet, *outlets}
+    aliases = {a for o in names for a in _aliases(o)}
 
     def names_of(piece: str) -> set[str]:
-        return {o for o, al in names.items() if any(re.search(r"(?<![\w])" + re.escape(a) + r"(?![\w])", piece) for a in al)}
+        return {o for o in names if _mentions(piece, o)}
 
     def said(piece: str) -> str:
-        rest = piece
-        for a in sorted((a for al in names.values() for a in al), key=len, reverse=True):
-            rest = re.sub(r"(?<![\w])" + re.escape(a) + r"(?![\w])", " ", rest)
-        rest = " ".join(rest.split()).strip(" ?,'\"")
-        content = [w for w in words(rest) if len(w) > 1 and w not in STOPWORDS and w not in _BROWSE and not w.isdigit()]
-        return rest if len(content) >= 3 else ""
+        rest = " ".join(_without(piece, aliases).split()).strip(" ?,'\"")
+        return rest if len(_topic_words(rest)) >= 3 else ""
 
     pieces = _SEGMENT.split(question)
     out = []
@@ -279,7 +276,16 @@ def is_digest(question: str, date_phrases: Iterable[str], outlets: Iterable[str]
     phrases = [p for p in date_phrases if p]
     if not (phrases or outlets or scoped):
         return False
-    rest = question
-    for name in sorted({a for o in outlets for a in _aliases(o)} | set(phrases), key=len, reverse=True):
-        rest = re.sub(r"(?<![\w])" + re.escape(name) + r"(?![\w])", " ", rest, flags=re.I)
-    return not [w for w in words(rest) if len(w) > 1 and w not in STOPWORDS and w not in _BROWSE and not w.isdigit()]
+    return not _topic_words(_without(question, {a for o in outlets for a in _aliases(o)} | set(phrases), re.I))
+
+
+def _without(text: str, names: Iterable[str], flags: int = 0) -> str:
+    """The text with each name taken out, the longest first."""
+    for name in sorted(names, key=len, reverse=True):
+        text = re.sub(r"(?<![\w])" + re.escape(name) + r"(?![\w])", " ", text, flags=flags)
+    return text
+
+
+def _topic_words(text: str) -> list[str]:
+    """The words of a text that say what it is about: not stopwords, numbers, or words of asking for news."""
+    return [w for w in words(text) if len(w) > 1 and w not in STOPWORDS and w not in _BROWSE and not w.isdigit()]
