@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 import numpy as np
 
 from rag.citations import CheckedSentence, PassageIndex, closeness, is_refusal, render, strip_markers, support_score
+from rag.dates import about_time
 from rag.generators.base import GenerationInput, Generator
 from rag.generators.chat import format_passages
 from rag.planner import CHOICE, ENTITY, YES_NO, QuestionPlan, affirmative, first_wants_later, outlet_clause, reports_named
@@ -62,21 +63,22 @@ def _label(p: Passage) -> str:
 
 
 # --- the short prompt ---------------------------------------------------------------------------
-def short_prompt(plan: QuestionPlan, passages_text: str, question: str) -> tuple[str, str, int]:
-    """(system, user, max reply tokens) for a short reply of the plan's kind."""
+def short_prompt(plan: QuestionPlan, passages: Sequence[Passage], question: str) -> tuple[str, str, int]:
+    """(system, user, max reply tokens) for a short reply of the plan's kind; the passages' dates only for a
+    question about time (``about_time``)."""
     if plan.kind == YES_NO:
         task, n = VERDICT_TASK, 3
     elif plan.kind == CHOICE:
         task, n = CHOICE_TASK.format(options=" or ".join(plan.options)), 8
     else:
         task, n = ENTITY_TASK, 16
-    return SHORT_SYSTEM, SHORT_USER.format(passages=passages_text, question=question, task=task), n
+    return SHORT_SYSTEM, SHORT_USER.format(passages=format_passages(passages, about_time(question)), question=question, task=task), n
 
 
 def sentences_prompt(question: str, context: "Context") -> tuple[str, str]:
     """(system, user) asking for cited sentences over the short reply's passages: the short prompt up to its
     task line, so only the new task is processed before the first word (llama.cpp reuses the cached prefix)."""
-    return SHORT_SYSTEM, SHORT_USER.format(passages=format_passages(context.passages), question=question, task=SENTENCES_TASK)
+    return SHORT_SYSTEM, SHORT_USER.format(passages=format_passages(context.passages, about_time(question)), question=question, task=SENTENCES_TASK)
 
 
 def parse_short(plan: QuestionPlan, reply: str) -> str | None:
@@ -112,12 +114,15 @@ def short_reply(plan: QuestionPlan, question: str, context: "Context", parts: Pa
     """
     per_claim = claims(question, parts, context.index) if plan.kind == YES_NO else []
     if per_claim:
-        prompts = [CLAIM_USER.format(passage=format_passages([context.index[n].passage]), claim=claim) for claim, n in per_claim]
+        dated = about_time(question)
+        prompts = [CLAIM_USER.format(passage=format_passages([context.index[n].passage], dated), claim=claim) for claim, n in per_claim]
         votes = [_verdict(plan, gen, user, yes_threshold) for user in prompts]
         value = None if None in votes else ("yes" if all(v == "yes" for v in votes) else "no")
         return value, sum(approx_tokens(SHORT_SYSTEM + user) for user in prompts)
     asked = affirmative(question, [label for label, _ in parts]) if plan.kind == YES_NO else None
-    system, user, max_tokens = short_prompt(plan, format_passages(context.passages), asked or question)
+    # "asked" differs from the question in one word, never a word about time: the same passages, so the
+    # sentences that may follow (sentences_prompt) find this prompt's passages in the model's cache.
+    system, user, max_tokens = short_prompt(plan, context.passages, asked or question)
     if plan.kind == YES_NO:
         verdict = _verdict(plan, gen, user, yes_threshold)
         if asked and verdict:  # the model was asked the affirmative question: its answer is the opposite

@@ -110,10 +110,11 @@ def yes_probability(llm: LLM, messages: list[ChatMessage]) -> float | None:
     return mass["yes"] / total if total > 0 else None
 
 
-def format_passages(passages: "list[Passage] | tuple[Passage, ...]") -> str:
+def format_passages(passages: "list[Passage] | tuple[Passage, ...]", dated: bool = True) -> str:
+    """The numbered passages as the model reads them, each after its title, outlet and (``dated``) date."""
     out = []
     for p in passages:
-        label = " — ".join(b for b in (p.title or "untitled", p.source or "unknown outlet", p.date or "date unknown"))
+        label = " — ".join((p.title or "untitled", p.source or "unknown outlet", *([p.date or "date unknown"] if dated else [])))
         out.append(PASSAGE_LINE.format(number=p.number, label=label, text=p.text))
     return "\n\n".join(out)
 

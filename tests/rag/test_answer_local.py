@@ -69,7 +69,6 @@ def test_sentences_after_a_short_reply_reuse_the_models_cached_prompt(local: Set
 
     from rag import Engine
     from rag.compose import sentences_prompt, short_prompt
-    from rag.generators.chat import format_passages
     from rag.planner import ENTITY, QuestionPlan
 
     engine = Engine(local)
@@ -91,7 +90,7 @@ def test_sentences_after_a_short_reply_reuse_the_models_cached_prompt(local: Set
 
     gen.llm._server = Meter()
     try:
-        system, user, n = short_prompt(QuestionPlan(ENTITY), format_passages(context.passages), question)
+        system, user, n = short_prompt(QuestionPlan(ENTITY), context.passages, question)
         gen.complete(system, user, n)
         text = "".join(gen.stream_reply(*sentences_prompt(question, context), 60))
     finally:

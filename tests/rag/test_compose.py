@@ -55,8 +55,17 @@ def test_short_replies_are_parsed_strictly() -> None:
     # Seen from the model: "A.a". A reply with no word of a name is no name (a single letter is found in any passage).
     assert parse_short(ent, "A.a") is None and parse_short(ent, "He") is None and parse_short(ent, "A") is None
     assert parse_short(ent, "BP") == "BP"
-    system, user, n = short_prompt(choice, "[1] ...", "Consistent or inconsistent?")
+    system, user, n = short_prompt(choice, PASSAGES[:1], "Consistent or inconsistent?")
     assert "consistent or inconsistent" in user and n <= 8 and "short answer" in system
+
+
+def test_the_short_prompt_gives_dates_only_to_a_question_about_time() -> None:
+    """Every prompt token delays the answer; a question that is not about time gets the passages without dates."""
+    ent = QuestionPlan(ENTITY)
+    _, undated, _ = short_prompt(ent, PASSAGES[:2], "Who ordered ships to anchor at the Port of Saltmere?")
+    _, dated, _ = short_prompt(ent, PASSAGES[:2], "Who ordered ships to anchor before the port reopened?")
+    assert "[1] (Story 1 — Metro Wire)\nStorm Ingrid" in undated and "2024" not in undated.split("Question:")[0]
+    assert "[1] (Story 1 — Metro Wire — 2024-03-12)\n" in dated and "[2] (Story 2 — Harbour Gazette — 2024-03-15)\n" in dated
 
 
 def test_two_outlet_verdict_quotes_each_outlet_and_cites_it(embedder) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from rag.dates import EARLIEST, LATEST, resolve, span_text
+from rag.dates import EARLIEST, LATEST, about_time, resolve, span_text
 
 REF = dt.date(2024, 6, 19)  # a Wednesday
 
@@ -88,3 +88,16 @@ def test_several_dates_each_describe_a_report_and_filter_nothing() -> None:
                   "2023, mention Kelce?", REF)
     assert two.date_from is None and two.boost == [(dt.date(2023, 9, 26), LATEST), (dt.date(2023, 12, 24), LATEST)]
     assert span_text(*two.boost[0]) == "2023-09-26.." and span_text(EARLIEST, dt.date(2023, 12, 5)) == "..2023-12-05"
+
+
+@pytest.mark.parametrize("q,timely", [
+    ("Did TechCrunch report on the layoffs before The Verge did?", True),
+    ("Has The Age's portrayal of Google changed between its two reports?", True),
+    ("What did Metro Wire say happened in March?", True),
+    ("Which company was sued in 2023 by news publishers?", True),
+    ("Which company, covered by TechCrunch and The Verge, faces antitrust claims?", False),
+    ("Who may have ordered ships to anchor at the Port of Saltmere?", False),  # "may", the verb
+    ("Do Metro Wire and Harbour Gazette agree on the toll?", False),
+])
+def test_a_question_is_about_time_when_it_names_a_date_an_order_or_a_change(q: str, timely: bool) -> None:
+    assert about_time(q) is timely
