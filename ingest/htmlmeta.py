@@ -292,8 +292,10 @@ _LABEL = (r"(?:(?:zeige |view )?(?:alle|all) (?:artikel|beiträge|posts|articles
           r"(?:by|from)|by|von|par|por|(?-i:di)|door|posted by|written by|geschrieben von|erstellt von|verfasst von|zum profil von|"
           r"écrit par|escrito por|scritto da|"
           r"(?:ein )?(?:artikel|beitrag) von|autor(?:in|en)?|author|auteur|interview|text|texte(?=\s*:))")
+# Labels joined: "Text und Interview: …", "Text and photos by …".
+_LABELS = rf"{_LABEL}(?:\s*(?:und|and|&|,|/|\+)\s*(?:{_LABEL}|fotos?|photos?|bilder?|illustrations?|grafiken?))*"
 # A label at the start of a name, as bylines and author fields give it.
-_BYLINE_LABEL = re.compile(rf"^{_LABEL}\s*:?\s+(?=\w)", re.I)
+_BYLINE_LABEL = re.compile(rf"^{_LABELS}\s*:?\s+(?=\w)", re.I)
 # A label alone in its element, the name in the next: only unambiguous ones (not "Di", a weekday, nor a menu's
 # "Autoren" or "Texte").
 _BARE_LABEL = re.compile(r"^(?:by|von|par|por|door|written by|autor(?:in)?|author|auteur)\s*:?$", re.I)
@@ -338,7 +340,7 @@ def _byline_text(s: str) -> str:
     """A byline element's text as a name: labels, dates and roles after a separator dropped."""
     s = " ".join(s.split())
     for _ in range(2):
-        s = re.sub(rf"^{_LABEL}\s*:?\s+", "", s, flags=re.I).strip()
+        s = re.sub(rf"^{_LABELS}\s*:?\s+", "", s, flags=re.I).strip()
     s = _BYLINE_TAIL.sub("", s).strip(" ,;:|")
     s = _NOT_NAME_WORDS.sub("", s).strip(" ,;:|»")
     s = re.sub(r"^(\S+\s+.*?\S)\s*/\s*[\w-]+$", r"\1", s)  # "Uwe Brandt/SP-X": a news agency after the name ("dpa/lno" stays)
@@ -485,8 +487,8 @@ def page_author(raw: str, site_names: list[str]) -> str:
         k = _key(name)
         if _ORGANISATION.search(name) and i == 0:
             return ""  # "Example GmbH; Harbourtown; Germany": a company's imprint, the rest its address
-        if not k or _NOT_A_NAME.search(name) or _DOMAIN.match(name) or _ORGANISATION.search(name):
-            continue
+        if not k or _NOT_A_NAME.search(name) or _DOMAIN.match(name) or _ORGANISATION.search(name) or re.fullmatch(_LABELS, name, re.I):
+            continue  # a label alone ("Text; Interview Harald Willenbrock": "Text und Interview: …" split at "und")
         # "Interscenario" on interscenar.io, "Jobs & Hire" on jobsnhire.com; but "Helge Fahrnberger" on helge.at is a person.
         if any(k == s or (len(s) > 3 and " " not in name and k.startswith(s)) or (len(k) > 4 and _subsequence(k, s)) for s in sites):
             continue

@@ -67,6 +67,8 @@ def test_a_login_name_in_meta_yields_to_the_name_the_byline_spells():
     ("About the Author", ""),
     ("3 de Mayo de 2022", ""),
     ("Posted by Noah Price, Ravi Menon and Asha K Rao - Browser team", "Noah Price, Ravi Menon and Asha K Rao"),
+    ("Text und Interview: Harald Winter", "Harald Winter"),  # labels joined
+    ("Text and photos by Ann Lee", "Ann Lee"),
 ])
 def test_byline_text(raw, expected):
     assert _byline_text(raw) == expected
@@ -78,6 +80,7 @@ def test_byline_text(raw, expected):
     ("Ann Harbor", ["harbor.example"], "Ann Harbor"),  # a person whose name has the site's word in it
     ("jesusfreak jesusfreak", [], "jesusfreak"),
     ("Jobs & Hire", ["jobsnhire.example"], ""),  # the outlet, spelt out
+    ("Text; Interview Harald Winter", [], "Harald Winter"),  # "Text und Interview: Harald Winter", split at "und" by a guesser
 ])
 def test_page_author_drops_the_outlet_around_a_name(raw, sites, expected):
     assert page_author(raw, sites) == expected
