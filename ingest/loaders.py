@@ -205,8 +205,22 @@ def _page_author(ld: dict[str, Any], meta: dict[str, str], guessed: str, publish
     for cand in ("; ".join(people), *stated, *bylines, *logins, guessed, "; ".join(ld_names(ld.get("author")))):
         v = page_author(cand, sites) if not cand.startswith(("http://", "https://")) else ""
         if v:
-            return v
+            authors = ld.get("author") if isinstance(ld.get("author"), list) else [ld.get("author")]
+            return _full_name(v, [*bylines, *(_as_str(a.get("description")) for a in authors if isinstance(a, dict))])
     return ""
+
+
+def _full_name(name: str, texts: list[str]) -> str:
+    """A byline of one first name ("Stefanus") as the full name the page spells beside it: in the author's own
+    JSON-LD description ("Stefanus Stahl - Maschinenbauer …") or another byline ("Pamela Anderson" on her own
+    site, whose name it is, so ``page_author`` took it for the site's). Only a capitalised word right after the
+    name counts; a site's name does not ("India" on India Post is the site, not a person)."""
+    if " " in name or not name[:1].isupper():
+        return name
+    for text in texts:
+        if m := re.search(rf"(?<![\w.-]){re.escape(name)}\s+([A-ZÀ-ÖØ-Þ][\w'’-]+)(?![\w.@])", text or ""):
+            return f"{name} {m.group(1)}"
+    return name
 
 
 def _page_date(html: str, pm: Any, guessed: Any, page_url: str, source: str) -> Any:

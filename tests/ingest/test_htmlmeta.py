@@ -252,3 +252,13 @@ def test_url_day_over_a_much_later_stated_day_and_a_spanish_dateline():
     head = '<meta property="article:published_time" content="2022-05-05T22:12:00Z">'
     html = page(head=head, before="<p>06 may 2022</p>", after="<p>05 de mayo de 2022</p>")
     assert parsed(html).date_iso == "2022-05-05"
+
+
+@pytest.mark.parametrize("description, expected", [
+    ("Dana Whitfield - harbour reporter since 2002.", "Dana Whitfield"),  # the author box spells the full name
+    ("Dana writes about ferries.", "Dana"),  # no surname beside it
+])
+def test_a_first_name_byline_takes_the_full_name_from_the_authors_own_description(description, expected):
+    ld = ('<script type="application/ld+json">{"@context": "https://schema.org", "@type": "Article", "headline": '
+          f'"Night ferries return", "author": {{"@type": "Person", "name": "Dana", "description": "{description}"}}}}</script>')
+    assert parsed(page(head=ld)).author == expected
