@@ -125,13 +125,14 @@ _NAME_WORDS = r"(Today|Yesterday|Latest|Newest|Recent|Recently|Current|Currently
 _TIME_WORDS = re.compile(r"\b(?:before|after|earlier|later|prior|previous(?:ly)?|subsequent(?:ly)?|since|until|till|first|last|latest|"
                          r"newest|oldest|recent(?:ly)?|when|dated?|dates|days?|weeks?|months?|years?|yesterday|today|tonight|"
                          r"timeline|chronolog\w*|chang\w*|shift\w*|still|anymore|now|then|again|ago|(?:19|20)\d\d)\b", re.I)
-# Month and weekday names, capitalised: "may" is more often a verb.
-_CALENDAR_NAMES = re.compile(r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\b|\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b")
+# Month and weekday names, capitalised: "may" is more often a verb (and "Mayo", "Marcus" are names).
+_CALENDAR_NAMES = re.compile(r"\b(?:January|February|March|April|May|June|July|August|September|October|November|December|"
+                             r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day)\b")
 
 
 def about_time(question: str) -> bool:
-    """Does the question concern time (a date, an order, a change)? Only then does the local model read each
-    passage's date: the local model reads a date digit by digit, and every prompt token delays the answer."""
+    """Does the question concern time (a date, an order, a change)? Only then does the model read each passage's
+    date: a local model reads a date digit by digit, and every prompt token delays the answer."""
     return bool(_TIME_WORDS.search(question) or _CALENDAR_NAMES.search(question))
 
 

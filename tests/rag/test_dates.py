@@ -97,6 +97,7 @@ def test_several_dates_each_describe_a_report_and_filter_nothing() -> None:
     ("Which company was sued in 2023 by news publishers?", True),
     ("Which company, covered by TechCrunch and The Verge, faces antitrust claims?", False),
     ("Who may have ordered ships to anchor at the Port of Saltmere?", False),  # "may", the verb
+    ("Does the Mayo Clinic lead, as Marcus Webb wrote in Harbour Gazette?", False),  # names, not months
     ("Do Metro Wire and Harbour Gazette agree on the toll?", False),
 ])
 def test_a_question_is_about_time_when_it_names_a_date_an_order_or_a_change(q: str, timely: bool) -> None:
