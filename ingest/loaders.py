@@ -205,8 +205,8 @@ def _page_author(ld: dict[str, Any], meta: dict[str, str], guessed: str, publish
     for cand in ("; ".join(people), *stated, *bylines, *logins, guessed, "; ".join(ld_names(ld.get("author")))):
         v = page_author(cand, sites) if not cand.startswith(("http://", "https://")) else ""
         if v:
-            authors = ld.get("author") if isinstance(ld.get("author"), list) else [ld.get("author")]
-            return _full_name(v, [*bylines, *(_as_str(a.get("description")) for a in authors if isinstance(a, dict))])
+            # read_page gives the JSON-LD author as a list
+            return _full_name(v, [*bylines, *(_as_str(a.get("description")) for a in ld.get("author") or [] if isinstance(a, dict))])
     return ""
 
 

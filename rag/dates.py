@@ -126,8 +126,7 @@ _TIME_WORDS = re.compile(r"\b(?:before|after|earlier|later|prior|previous(?:ly)?
                          r"newest|oldest|recent(?:ly)?|when|dated?|dates|days?|weeks?|months?|years?|yesterday|today|tonight|"
                          r"timeline|chronolog\w*|chang\w*|shift\w*|still|anymore|now|then|again|ago|(?:19|20)\d\d)\b", re.I)
 # Month and weekday names, capitalised: "may" is more often a verb (and "Mayo", "Marcus" are names).
-_CALENDAR_NAMES = re.compile(r"\b(?:January|February|March|April|May|June|July|August|September|October|November|December|"
-                             r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day)\b")
+_CALENDAR_NAMES = re.compile(r"\b(?:" + "|".join(m.capitalize() for m in MONTHS) + r"|(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day)\b")
 
 
 def about_time(question: str) -> bool:
