@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Literal
+
 import platformdirs
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,12 +75,13 @@ class Settings(BaseSettings):
     reference_date: dt.date | None = Field(default=None, description="Date that 'last week', 'yesterday' etc. are resolved against; default today.")
 
     # --- generation --------------------------------------------------------------------------
-    generator: str = Field(default="auto", description="'local' (Qwen2.5-Coder-1.5B via xllamacpp), 'openai' (any OpenAI-compatible endpoint), 'extractive' (no LLM), or 'auto' (local when installed, else extractive); the names are those of rag.generators.REGISTRY.")
+    generator: str = Field(default="auto", description="'local' (Qwen2.5-Coder-1.5B run by ik_llama.cpp or xllamacpp), 'openai' (any OpenAI-compatible endpoint), 'extractive' (no LLM), or 'auto' (local when installed, else extractive); the names are those of rag.generators.REGISTRY.")
     openai_base_url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1.")
     openai_model: str = Field(default="gpt-4o-mini", description="Model name sent to the OpenAI-compatible endpoint.")
     openai_api_key: str | None = Field(default=None, description="API key for the endpoint (falls back to OPENAI_API_KEY).")
     model_cache_dir: Path | None = Field(default=None, description="Where the joined GGUF and the ONNX copy of the embedder are kept; default <data_dir>/models.")
     llm_threads: int = Field(default=max(1, os.cpu_count() or 1), ge=1, le=256, description="CPU threads for the local model.")
+    llm_runtime: Literal["auto", "ik", "xllamacpp"] = Field(default="auto", description="What runs the local model: 'ik' (ik_llama.cpp: reads prompts faster on AVX2 CPUs), 'xllamacpp' (mainline llama.cpp; the faster one when built from source for AVX-512, README: \"A faster local model\"), or 'auto' (xllamacpp when built for AVX-512, else ik where it runs, else xllamacpp).")
     llm_context: int = Field(default=4096, ge=512, le=32768, description="Context window of the local model in tokens.")
     max_new_tokens: int = Field(default=200, ge=8, le=4096, description="Longest answer the generator may write.")
     temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature (0 = deterministic).")

@@ -1,13 +1,16 @@
-"""The bundled GGUF run in-process by xllamacpp, as a llama-index chat LLM.
+"""The bundled GGUF run in-process, as a llama-index chat LLM.
 
-Loading takes seconds and ~1.9 GB, so one server is kept per process (keyed by model, context and
-threads: a loaded model is a per-process resource like Chroma's own client) and requests to it are
-serialised with a lock (2 cores gain nothing from parallel decoding).
+Two runtimes serve the same requests (``handle_chat_completions``, OpenAI-style replies with llama.cpp's timings):
+xllamacpp (mainline llama.cpp's server) and ik_llama.cpp (``rag.llama_ik``), whose kernels read prompts faster
+on an AVX2 CPU. ``choose_runtime`` picks one. Loading takes seconds and ~1.9 GB, so one server is kept per process
+(keyed by runtime, model, context and threads: a loaded model is a per-process resource like Chroma's own client)
+and requests to it are serialised with a lock (2 cores gain nothing from parallel decoding).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import queue
 import secrets
@@ -38,52 +41,103 @@ logger = logging.getLogger(__name__)
 
 LOCAL_MODEL_NAME = "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, local)"
 
-# One loaded server per (model, n_ctx, threads) per process, plus a lock that serialises requests:
+# One loaded server per (runtime, model, n_ctx, threads) per process, plus a lock that serialises requests:
 # several chat sessions share the model, and on 2 cores interleaving them would only slow each down.
-_servers: dict[tuple[str, int, int], Any] = {}
+_servers: dict[tuple[str, str, int, int], Any] = {}
 _servers_lock = threading.Lock()
 _generate_lock = threading.Lock()
 
+RUNTIMES = ("auto", "ik", "xllamacpp")
 
-def _load_server(model_path: str, n_ctx: int, n_threads: int) -> Any:
-    key = (model_path, n_ctx, n_threads)
+
+def _xllamacpp_installed() -> bool:
+    # find_spec does not import: xllamacpp loads a 30 MB native library we don't need to just decide.
+    return importlib.util.find_spec("xllamacpp") is not None
+
+
+def choose_runtime(requested: str, flags: frozenset[str] | None = None) -> str:
+    """The runtime to load: the one asked for, or for "auto" the faster one this machine has.
+
+    xllamacpp built from source for AVX-512 reads prompts fastest (README: "A faster local model"); otherwise
+    ik_llama.cpp where its wheel runs (AVX2), else the xllamacpp wheel.
+    """
+    if requested not in RUNTIMES:
+        raise ModelError(f"llm_runtime={requested!r}: choose one of {', '.join(RUNTIMES)}")
+    if requested != "auto":
+        return requested
+    flags = cpu_flags() if flags is None else flags
+    if "avx512f" in flags and _xllamacpp_installed():
+        import xllamacpp
+
+        if built_with(xllamacpp.get_system_info(), "AVX512"):
+            return "xllamacpp"
+    from rag import llama_ik
+
+    return "ik" if llama_ik.available(flags) or not _xllamacpp_installed() else "xllamacpp"
+
+
+def _load_server(model_path: str, n_ctx: int, n_threads: int, runtime: str = "auto") -> Any:
+    runtime = choose_runtime(runtime)
+    key = (runtime, model_path, n_ctx, n_threads)
     with _servers_lock:
         server = _servers.get(key)
-        if server is not None:
-            return server
-        try:
-            import xllamacpp
-        except ImportError as exc:
-            raise ModelError(f"xllamacpp is not installed ({exc}). Install it with: {INSTALL_HINT}") from exc
-        params = xllamacpp.CommonParams()
-        params.model.path = model_path
-        params.n_ctx = n_ctx
-        params.cpuparams.n_threads = n_threads
-        params.cpuparams_batch.n_threads = n_threads
-        # xllamacpp also serves llama.cpp's HTTP API on a random 127.0.0.1 port, with no key and CORS
-        # open to every origin, so any web page could use it. A random key nobody knows shuts that
-        # door; in-process calls don't go through HTTP and are unaffected.
-        params.api_keys = [secrets.token_hex(16)]
-        params.cors_origins = ""
-        params.ui = False
-        # llama.cpp logs every request to stderr at its default verbosity; keep that for debugging.
-        params.verbosity = 3 if logger.isEnabledFor(logging.DEBUG) else 0
-        # A build of xllamacpp made on a CPU with AMX (README: "A faster local model") repacks the weights for
-        # AMX by default, and that crashes the process (segfault) with this Q4_K_M model; without the repack
-        # it runs llama.cpp's AVX-512 kernels. The PyPI wheel is built for AVX2 and keeps its repack.
-        info = xllamacpp.get_system_info()
-        params.no_extra_bufts = built_with(info, "AMX_INT8")
-        t0 = time.perf_counter()
-        try:
-            server = xllamacpp.Server(params)
-        except Exception as exc:
-            raise ModelError(f"could not load the local model {model_path}: {exc}") from exc
-        logger.info("Loaded %s (n_ctx=%d, threads=%d) in %.1f s", model_path, n_ctx, n_threads, time.perf_counter() - t0)
-        hint = faster_build_hint(info, cpu_flags())
-        if hint:
-            logger.info(hint)
-        _servers[key] = server
+        if server is None:
+            server = _servers[key] = _LOADERS[runtime](model_path, n_ctx, n_threads)
         return server
+
+
+def _load_ik(model_path: str, n_ctx: int, n_threads: int) -> Any:
+    from rag import llama_ik
+
+    if not llama_ik.available(cpu_flags()):
+        raise ModelError("llm_runtime='ik' but ik_llama.cpp cannot run here: install ik-llama-cpp-python "
+                         f"({INSTALL_HINT}) on a CPU with AVX2, FMA and F16C, or set BYLINE_LLM_RUNTIME=xllamacpp")
+    t0 = time.perf_counter()
+    try:
+        server = llama_ik.IkServer(model_path, n_ctx, n_threads, cpu_flags())
+    except Exception as exc:
+        raise ModelError(f"could not load the local model {model_path}: {exc}") from exc
+    logger.info("Loaded %s with ik_llama.cpp (n_ctx=%d, threads=%d) in %.1f s", model_path, n_ctx, n_threads,
+                time.perf_counter() - t0)
+    return server
+
+
+def _load_xllamacpp(model_path: str, n_ctx: int, n_threads: int) -> Any:
+    try:
+        import xllamacpp
+    except ImportError as exc:
+        raise ModelError(f"xllamacpp is not installed ({exc}). Install it with: {INSTALL_HINT}") from exc
+    params = xllamacpp.CommonParams()
+    params.model.path = model_path
+    params.n_ctx = n_ctx
+    params.cpuparams.n_threads = n_threads
+    params.cpuparams_batch.n_threads = n_threads
+    # xllamacpp also serves llama.cpp's HTTP API on a random 127.0.0.1 port, with no key and CORS
+    # open to every origin, so any web page could use it. A random key nobody knows shuts that
+    # door; in-process calls don't go through HTTP and are unaffected.
+    params.api_keys = [secrets.token_hex(16)]
+    params.cors_origins = ""
+    params.ui = False
+    # llama.cpp logs every request to stderr at its default verbosity; keep that for debugging.
+    params.verbosity = 3 if logger.isEnabledFor(logging.DEBUG) else 0
+    # A build of xllamacpp made on a CPU with AMX (README: "A faster local model") repacks the weights for
+    # AMX by default, and that crashes the process (segfault) with this Q4_K_M model; without the repack
+    # it runs llama.cpp's AVX-512 kernels. The PyPI wheel is built for AVX2 and keeps its repack.
+    info = xllamacpp.get_system_info()
+    params.no_extra_bufts = built_with(info, "AMX_INT8")
+    t0 = time.perf_counter()
+    try:
+        server = xllamacpp.Server(params)
+    except Exception as exc:
+        raise ModelError(f"could not load the local model {model_path}: {exc}") from exc
+    logger.info("Loaded %s (n_ctx=%d, threads=%d) in %.1f s", model_path, n_ctx, n_threads, time.perf_counter() - t0)
+    hint = faster_build_hint(info, cpu_flags())
+    if hint:
+        logger.info(hint)
+    return server
+
+
+_LOADERS = {"ik": _load_ik, "xllamacpp": _load_xllamacpp}
 
 
 def built_with(system_info: str, feature: str) -> bool:
@@ -92,7 +146,7 @@ def built_with(system_info: str, feature: str) -> bool:
 
 
 FASTER_BUILD_HINT = ("this CPU has AVX-512 but the installed xllamacpp is built for AVX2 only: built from source here it "
-                     "reads prompts about twice as fast (README: \"A faster local model\")")
+                     "reads prompts faster than either wheel (README: \"A faster local model\")")
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
@@ -112,15 +166,24 @@ def faster_build_hint(system_info: str, flags: frozenset[str]) -> str | None:
     return FASTER_BUILD_HINT if "avx512f" in flags and not built_with(system_info, "AVX512") else None
 
 
-def build_info() -> dict[str, Any]:
-    """What the installed xllamacpp was built for, for ``byline status``; {} when it is not installed."""
-    try:
+def build_info(requested: str = "auto") -> dict[str, Any]:
+    """The runtime "auto" (or ``requested``) loads and what the installed xllamacpp was built for, for
+    ``byline status``; {} when no runtime is installed."""
+    from rag import llama_ik
+
+    out: dict[str, Any] = {}
+    if _xllamacpp_installed():
         import xllamacpp
-    except ImportError:
-        return {}
-    info = xllamacpp.get_system_info()
-    features = [f for f in ("AVX2", "AVX512", "AVX512_VNNI", "AVX512_BF16", "AMX_INT8") if built_with(info, f)]
-    return {"xllamacpp": metadata.version("xllamacpp"), "cpu_features": features, "hint": faster_build_hint(info, cpu_flags())}
+
+        info = xllamacpp.get_system_info()
+        features = [f for f in ("AVX2", "AVX512", "AVX512_VNNI", "AVX512_BF16", "AMX_INT8") if built_with(info, f)]
+        out = {"xllamacpp": metadata.version("xllamacpp"), "cpu_features": features,
+               "hint": faster_build_hint(info, cpu_flags())}
+    if llama_ik.version():
+        out["ik_llama_cpp"] = llama_ik.version()
+    if out:
+        out["runtime"] = choose_runtime(requested)
+    return out
 
 
 def _error_text(reply: Any) -> str | None:
@@ -162,6 +225,7 @@ class LocalLlamaCpp(CustomLLM):
     n_threads: int = Field(default=2, description="CPU threads.")
     max_tokens: int = Field(default=200, description="Default longest reply in tokens.")
     temperature: float = Field(default=0.0, description="Sampling temperature.")
+    runtime: str = Field(default="auto", description="'ik', 'xllamacpp' or 'auto' (rag.llamacpp.choose_runtime).")
     _server: Any = PrivateAttr(default=None)
 
     @classmethod
@@ -183,7 +247,7 @@ class LocalLlamaCpp(CustomLLM):
 
     def _get_server(self) -> Any:
         if self._server is None:
-            self._server = _load_server(self.model_path, self.n_ctx, self.n_threads)
+            self._server = _load_server(self.model_path, self.n_ctx, self.n_threads, self.runtime)
         return self._server
 
     def _request(self, messages: Sequence[ChatMessage], stream: bool, kwargs: dict[str, Any]) -> dict[str, Any]:

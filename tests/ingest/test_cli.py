@@ -41,9 +41,11 @@ def test_ingest_list_status_delete(run, corpus):
     st = json.loads(out)
     assert code == 0 and st["articles"] == 6 and st["first_date"] == "2024-01-18" and st["last_date"] == "2024-06-12"
     assert st["chunks"] == sum(a["n_chunks"] for a in arts)
-    assert "AVX2" in st["local_model_build"]["cpu_features"]  # what the local model's llama.cpp was built for
+    build = st["local_model_build"]
+    assert "AVX2" in build["cpu_features"]  # what the local model's llama.cpp was built for
     code, out, _ = run("status")
-    assert code == 0 and "Local model: xllamacpp " in out
+    shown = {"ik": "Local model: ik_llama.cpp (ik-llama-cpp-python ", "xllamacpp": "Local model: xllamacpp "}
+    assert code == 0 and shown[build["runtime"]] in out
 
     victim = next(a for a in arts if a["source"] == "Harbor Ledger")
     code, out, _ = run("delete", victim["id"])
