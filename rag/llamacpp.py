@@ -2,7 +2,7 @@
 
 Two runtimes serve the same requests (``handle_chat_completions``, OpenAI-style replies with llama.cpp's timings):
 xllamacpp (mainline llama.cpp's server) and ik_llama.cpp (``rag.llama_ik``), whose kernels read prompts faster
-on an AVX2 CPU. ``choose_runtime`` picks one. Loading takes seconds and ~1.9 GB, so one server is kept per process
+on an AVX2 CPU. ``choose_runtime`` picks one. Loading takes seconds and 1.4–2 GB, so one server is kept per process
 (keyed by runtime, model, context and threads: a loaded model is a per-process resource like Chroma's own client)
 and requests to it are serialised with a lock (2 cores gain nothing from parallel decoding).
 """
