@@ -60,7 +60,7 @@ def free_port() -> int:
 
 # The one model the answers are written with, by generator (ui.service.MODEL_IDS).
 API_MODELS = {"extractive": "byline-quotes", "local": "byline-local", "openai": "byline-openai"}
-KEPT_SETTINGS = ("BYLINE_MODEL_CACHE_DIR", "BYLINE_LLM_THREADS")  # where the joined model is, how it runs; not the archive
+KEPT_SETTINGS = ("BYLINE_MODEL_CACHE_DIR", "BYLINE_LLM_THREADS", "BYLINE_LLM_RUNTIME")  # where the joined model is, how it runs; not the archive
 
 
 def env_for(data_dir: Path) -> dict[str, str]:
