@@ -203,13 +203,14 @@ class IkServer:
             return n
 
         here = shared(self._cached)
-        best = max(range(len(self._saved)), key=lambda i: shared(self._saved[i][0]), default=None)
-        if best is not None and shared(self._saved[best][0]) > here:
+        lengths = [shared(tokens) for tokens, _ in self._saved]
+        best = max(range(len(lengths)), key=lengths.__getitem__, default=None)
+        if best is not None and lengths[best] > here:
             tokens, state = self._saved.pop(best)
             if len(self._cached) - here >= SAVE_MIN:
                 self._save()
             if self.api.state_set(self._ctx, state, len(state), 0, 0):
-                self._cached, here = list(tokens), shared(tokens)
+                self._cached, here = list(tokens), lengths[best]
                 self._saved.append((tokens, state))
             else:  # could not be restored: start from nothing
                 self._truncate(0)
@@ -238,14 +239,14 @@ class IkServer:
         try:
             prompt = self.tokenize(render_chat(self.template, req["messages"]))
         except (KeyError, TypeError, ValueError) as exc:
-            reply = _error(f"bad request: {exc}")
-            return callback(reply) if callback else reply
-        if len(prompt) >= self.n_ctx:
-            reply = _error(f"the request ({len(prompt)} tokens) exceeds the available context size ({self.n_ctx} tokens)",
-                           "exceed_context_size_error", n_ctx=self.n_ctx, n_prompt_tokens=len(prompt))
-            return callback(reply) if callback else reply
-        with self._lock:
-            out = self._complete(prompt, req, callback)
+            out = _error(f"bad request: {exc}")
+        else:
+            if len(prompt) >= self.n_ctx:
+                out = _error(f"the request ({len(prompt)} tokens) exceeds the available context size ({self.n_ctx} tokens)",
+                             "exceed_context_size_error", n_ctx=self.n_ctx, n_prompt_tokens=len(prompt))
+            else:
+                with self._lock:
+                    out = self._complete(prompt, req, callback)
         if callback is not None and out is not None:  # an error: a stream reports it as its one chunk
             callback(out)
             return None
