@@ -52,6 +52,7 @@ from rag.pipeline import (
 )
 from rag.planner import ARTICLES, DIGEST, ENTITY, FIRST, OUTLET, PUBLISHED, YES_NO, QuestionPlan, is_digest, plan_question
 from rag.policy import refusal_text, retrieval_confident
+from rag.prompts import WARM_PROMPTS
 from rag.retrieve import Retriever
 from rag.store import Store
 from rag.text import approx_tokens, content_words
@@ -78,6 +79,7 @@ class Engine:
         self.retriever = retriever or Retriever(settings, self.store, self.embedder)
         self._generators: dict[str, Generator] = {}
         self._lock = threading.Lock()
+        self._warm = threading.Event()
 
     def generator(self, name: str | None = None) -> Generator:
         """The named generator (default: the configured one), created on first use and kept."""
@@ -89,17 +91,29 @@ class Engine:
 
     def warm_up(self) -> None:
         """Load what a first question would otherwise wait for: the keyword index, the embedder's first
-        pass and the generator's model (with one tiny prompt). Failures are logged, not raised: the
-        first question then reports them."""
+        pass and the generator's model, which reads the openings of its prompts (so its prompt cache holds
+        them). Once only. Failures are logged, not raised: the first question then reports them."""
+        if self._warm.is_set():
+            return
         t = time.perf_counter()
         try:
             self.retriever.archive_months()
             self.embedder.get_query_embedding("warm up")
-            self.generator().complete("Reply with one word.", "Say ok.", 2)
+            gen = self.generator()
+            if gen.uses_model:
+                for system, user in WARM_PROMPTS:
+                    gen.complete(system, user, 1)
         except Exception as exc:  # noqa: BLE001 - a warm-up must never take the server down
             log.warning("warm-up failed (%s); the first question will load what is missing", exc)
             return
+        finally:
+            self._warm.set()
         log.info("engine warm in %.1f s", time.perf_counter() - t)
+
+    @property
+    def warm(self) -> bool:
+        """Whether ``warm_up`` has finished (a failed one too: waiting longer would load nothing more)."""
+        return self._warm.is_set()
 
     def reconfigured(self, settings: Settings) -> "Engine":
         """An engine for ``settings`` that keeps this one's parts where their settings are unchanged."""

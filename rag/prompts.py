@@ -72,6 +72,11 @@ REFUSAL_MARKERS = (
 def answer_system() -> str:
     return ANSWER_SYSTEM.format(refusal=REFUSAL_SENTENCE)
 
+
+# How the prompts that answer a question open (system, start of the user turn), the short ones last: the engine's
+# warm-up has the model read them, so a local model's prompt cache holds them before the first question.
+WARM_PROMPTS = ((answer_system(), "Passages:\n[1] ("), (SHORT_SYSTEM, "Passages:\n[1] ("))
+
 CLAIM_USER = """Passage:
 {passage}
 

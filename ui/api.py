@@ -354,8 +354,11 @@ def create_app(settings: Settings, *, chat: bool = True, mcp: bool = True, host:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if warm_up:
-            service.warm_up()  # the models load while the first client connects
+        if warm_up:  # the models load while the first client connects
+            if blocks is not None:
+                blocks.byline.warm_up(then=service.warm_up)  # the chat's engine first: its page says so meanwhile
+            else:
+                service.warm_up()
         feeds.start()
         try:
             async with (mcp_server.session_manager.run() if mcp_server is not None else contextlib.nullcontext()):
@@ -399,9 +402,9 @@ def create_app(settings: Settings, *, chat: bool = True, mcp: bool = True, host:
     def _model(m: Any) -> dict[str, Any]:
         return {"id": m.id, "object": "model", "created": 0, "owned_by": "byline", "description": m.label, "default": m.default}
 
-    @app.get("/v1/health", tags=["service"], summary="Whether the server is up (never waits for a model)")
+    @app.get("/v1/health", tags=["service"], summary="Whether the server is up, and ready: its models loaded (never waits for one)")
     async def health() -> dict[str, Any]:
-        return {"status": "ok"}
+        return {"status": "ok", "ready": service.ready}
 
     @app.get("/v1/models", tags=["openai"], summary="One model per answer generator that can run here")
     async def models() -> dict[str, Any]:

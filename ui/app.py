@@ -32,7 +32,7 @@ import unicodedata
 import uuid
 import weakref
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import rag.config  # noqa: F401  (offline switches, incl. GRADIO_ANALYTICS_ENABLED, before gradio is imported)
 
@@ -108,7 +108,8 @@ CSS = """
   border: 1px solid var(--color-accent); }
 #byline-active-row { align-items: center; }
 #byline-active-row:not(:has(.byline-fchip)), #byline-question-note:not(:has(.byline-notice)),
-#byline-date-note:not(:has(.byline-notice)), #byline-del-msg:not(:has(.byline-notice)) { display: none; }  /* empty notes take no room */
+#byline-date-note:not(:has(.byline-notice)), #byline-del-msg:not(:has(.byline-notice)),
+#byline-warming:not(:has(.byline-notice)) { display: none; }  /* empty notes take no room */
 #byline-chat sup.byline-marker { font-weight: 600; color: var(--color-accent); position: relative; }
 #byline-chat .byline-chip { cursor: pointer; border-radius: 4px; padding: 0 1px; outline-offset: 1px; }
 #byline-chat .byline-chip:hover, #byline-chat .byline-chip:focus { background: var(--color-accent-soft, #e0e7ff); }
@@ -374,6 +375,8 @@ EMPTY_PANEL = "Sources for the answer appear here."
 STOPPED_MESSAGE = "⏹ Stopped. The unfinished answer was discarded: it had not been checked against the sources."
 # The stages an answer goes through, as the chat names them (derived from what the engine's stream yields).
 SEARCHING, WRITING, CHECKING = "Searching the archive", "Writing the answer", "Checking citations"
+LOADING = "Loading the models"  # a question asked while the start-up warm-up runs waits for it
+WARMING_NOTE = "Loading the models… A question asked now waits for them; this note goes when they are ready."
 TICK_S = 0.25  # how often the chat looks at the clock and the Stop signal while it waits for the engine
 # The stream is silent between the model's last words and the verified answer (verification runs then): once it
 # has been silent this long after some text, the model is taken to be done and the citations being checked.
@@ -394,6 +397,7 @@ class BylineUI:
         self._trash: dict[str, list[dict[str, list]]] = {}  # browser session -> what its latest delete removed
         self._export_dir: Path | None = None
         self.feeds = BackgroundWatch(settings)  # polls the watched feeds once launch() or the server starts it
+        self._warming = threading.Event()  # set while the start-up warm-up runs
 
     # ---- engine and generators ----------------------------------------------------------------
     @property
@@ -405,6 +409,31 @@ class BylineUI:
 
                 self._engine = Engine(self.settings)
             return self._engine
+
+    def warm_up(self, then: Callable[[], Any] | None = None) -> None:
+        """Build the engine and load its models in the background (then run ``then``), so the first question waits
+        for nothing; until they are loaded the page says so."""
+        self._warming.set()
+
+        def run() -> None:
+            try:
+                self.engine.warm_up()
+            finally:
+                self._warming.clear()
+            if then is not None:
+                then()
+
+        threading.Thread(target=run, name="byline-warm-up", daemon=True).start()
+
+    @property
+    def warming(self) -> bool:
+        return self._warming.is_set()
+
+    def warm_note(self) -> tuple[str, Any]:
+        """A note while the start-up warm-up runs; then none, and the timer that asks stops."""
+        if self.warming:
+            return notice_html(WARMING_NOTE, "info"), gr.Timer(active=True)
+        return "", gr.Timer(active=False)
 
     def generator_choices(self) -> list[tuple[str, str]]:
         """(label, name) of the generators that can run here, labelled by what they cost ('auto' is not a
@@ -496,8 +525,9 @@ class BylineUI:
         pieces: queue.Queue = queue.Queue()
         stop = self._new_turn(request, pieces)
         t0 = time.monotonic()
-        panel = placeholder_panel(f"{SEARCHING}…")
-        display.append({"role": "assistant", "content": writing_message("", SEARCHING, 0)})
+        stage = LOADING if self.warming else SEARCHING
+        panel = placeholder_panel(f"{stage}…")
+        display.append({"role": "assistant", "content": writing_message("", stage, 0)})
         shown = (display[-1]["content"], panel)
         yield list(display), state, panel, ""
         cancel = threading.Event()
@@ -505,7 +535,7 @@ class BylineUI:
         worker = threading.Thread(target=pump, args=(lambda: engine.ask_stream(q, history=past, filters=filters, generator=gen),
                                                      pieces.put, cancel), daemon=True, name="byline-answer")
         worker.start()
-        streamed, stage, last_words = "", SEARCHING, t0
+        streamed, last_words = "", t0
         answer: Answer | None = None
         try:
             while True:
@@ -891,6 +921,8 @@ def build_app(settings: Settings) -> gr.Blocks:
         demo.byline = ui  # type: ignore[attr-defined]  (tests and launch() reach the handlers through this)
         gr.Markdown("## Byline\nAsk the news archive. Every claim is numbered and tied to the passage it comes from.",
                     elem_id="byline-head")
+        warming = gr.HTML("", elem_id="byline-warming", js_on_load=None)
+        warm_timer = gr.Timer(1.0)
         with gr.Tab("Ask", id="ask"):
             with gr.Row(equal_height=False, elem_id="byline-main"):
                 with gr.Column(scale=3, min_width=320, elem_id="byline-left"):
@@ -1029,6 +1061,8 @@ def build_app(settings: Settings) -> gr.Blocks:
         unwatch_btn.click(ui.unwatch_feed, feed_url, [feed_msg, feeds_table, feed_url], api_visibility="private")
         poll_btn.click(ui.poll_feeds, None, [feed_msg, feeds_table], api_visibility="private")
         feeds_timer.tick(ui.feeds_view, None, feeds_table, api_visibility="private", queue=False, show_progress="hidden")
+        warm_timer.tick(ui.warm_note, None, [warming, warm_timer], api_visibility="private", queue=False, show_progress="hidden")
+        demo.load(ui.warm_note, None, [warming, warm_timer], api_visibility="private", queue=False, show_progress="hidden")
         demo.load(ui.archive_view, None, [table, stats, outlet_dd], api_visibility="private")
         demo.load(ui.restore, browser_id, [chatbot, state, sources, browser_id], api_visibility="private")
         gr.api(ui.ask_api, api_name="ask", api_description="Answer a question from the archive; returns text with [n] markers and citations.")
@@ -1049,8 +1083,7 @@ def launch(settings: Settings, host: str | None = None, port: int | None = None,
     if port == 0:
         port = free_port(host)
     demo = build_app(settings)
-    # Load the models while the page opens, so the first question waits for nothing.
-    threading.Thread(target=lambda: demo.byline.engine.warm_up(), name="byline-warm-up", daemon=True).start()
+    demo.byline.warm_up()  # the models load while the page opens
     demo.byline.feeds.start()
     demo.queue(default_concurrency_limit=1)
     try:

@@ -128,11 +128,18 @@ class Service:
                 self._ingestor = Ingestor(self.settings, store=engine.store, embedder=engine.embedder)
             return self._ingestor
 
+    @property
+    def ready(self) -> bool:
+        """Whether the engine has warmed up and the models are listed: a question now waits for no loading. Never waits itself."""
+        engine = self._engine
+        return self._models is not None and engine is not None and engine.warm
+
     def warm_up(self) -> None:
-        """Load the models in the background, so the first request waits for nothing."""
+        """Load the models in the background, so the first request waits for nothing (an engine already warm, as the
+        chat's is when the chat warmed it, is not warmed again)."""
         def run() -> None:
-            self.models()
             self.engine.warm_up()
+            self.models()
 
         threading.Thread(target=run, name="byline-warm-up", daemon=True).start()
 

@@ -67,6 +67,13 @@ class RequestMeter:
             self.row["uncached_tokens"] = self.row.get("uncached_tokens", 0) + int(t.get("prompt_n") or 0)
             self.row["cached_tokens"] = self.row.get("cached_tokens", 0) + int(t.get("cache_n") or 0)
             self.row["requests"] = self.row.get("requests", 0) + 1
+            # Tokens after the first (which comes with the prompt's read), the time they took, and (ik_llama.cpp)
+            # the prompt-lookup drafts tried and kept.
+            written = int(t.get("predicted_n") or 0) - 1
+            if written > 0:
+                for key, value in (("decoded_tokens", written), ("decode_ms", t.get("predicted_ms") or 0),
+                                   ("drafted", t.get("draft_n") or 0), ("accepted", t.get("draft_n_accepted") or 0)):
+                    self.row[key] = self.row.get(key, 0) + value
 
     def handle_chat_completions(self, req: Any, callback: Any = None) -> Any:
         if callback is None:
@@ -151,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         # The model's own counts, over the questions that sent it a request.
         **{f"{k}_mean": round(statistics.mean(col(k)), 1) for k in ("uncached_tokens", "cached_tokens", "requests") if col(k)},
         **{f"{k}_p50": round(pct(col(k), 50), 1) for k in ("uncached_tokens",) if col(k)},
+        # Writing speed over the requests that wrote more than one token (a verdict is one token, read with the prompt).
+        "decode_tokens_per_s": round(sum(col("decoded_tokens")) / (sum(col("decode_ms")) / 1000), 1) if sum(col("decode_ms")) else None,
+        "drafted_tokens": sum(col("drafted")), "accepted_tokens": sum(col("accepted")),
         "accuracy": round(sum(r["correct"] for r in rows) / len(rows), 3) if rows else None,
         "refused": sum(r["refused"] for r in rows), "model_prompt_probe": probe,
     }

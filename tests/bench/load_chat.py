@@ -124,11 +124,11 @@ class Results:
             self.errors.append(msg[:300])
 
 
-def session(idx: int, url: str, deadline: float, res: Results, max_turns: int, request_timeout: float,
+def session(idx: int, url: str, deadline: float, res: Results, max_turns: int, request_timeout: float, seed: int,
             generator: str = "extractive") -> None:
     from gradio_client import Client
 
-    rng = random.Random(idx)
+    rng = random.Random(idx + 1000 * seed)
     try:
         client = Client(url, verbose=False, httpx_kwargs={"timeout": request_timeout, "trust_env": False})
     except Exception as exc:  # noqa: BLE001
@@ -204,8 +204,9 @@ async def stream_answer(http: httpx.AsyncClient, url: str, model: str, messages:
             "text": "".join(text), "refused": refused}
 
 
-async def api_client(idx: int, url: str, model: str, deadline: float, res: Results, max_turns: int, request_timeout: float) -> None:
-    rng = random.Random(idx)
+async def api_client(idx: int, url: str, model: str, deadline: float, res: Results, max_turns: int, request_timeout: float,
+                     seed: int) -> None:
+    rng = random.Random(idx + 1000 * seed)
     history: list[dict] = []
     turns = 0
     async with httpx.AsyncClient(timeout=request_timeout, trust_env=False) as http:
@@ -230,8 +231,9 @@ async def api_client(idx: int, url: str, model: str, deadline: float, res: Resul
             history += [{"role": "user", "content": q}, {"role": "assistant", "content": out["text"]}]
 
 
-async def api_load(url: str, model: str, clients: int, deadline: float, res: Results, max_turns: int, request_timeout: float) -> None:
-    await asyncio.gather(*(api_client(i, url, model, deadline, res, max_turns, request_timeout) for i in range(clients)))
+async def api_load(url: str, model: str, clients: int, deadline: float, res: Results, max_turns: int, request_timeout: float,
+                   seed: int) -> None:
+    await asyncio.gather(*(api_client(i, url, model, deadline, res, max_turns, request_timeout, seed) for i in range(clients)))
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -243,7 +245,7 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def run_chat(args: argparse.Namespace, url: str, res: Results, deadline: float) -> list[threading.Thread]:
-    threads = [threading.Thread(target=session, args=(i, url, deadline, res, args.max_turns, args.request_timeout, args.generator), daemon=True)
+    threads = [threading.Thread(target=session, args=(i, url, deadline, res, args.max_turns, args.request_timeout, args.seed, args.generator), daemon=True)
                for i in range(args.sessions)]
     for th in threads:
         th.start()
@@ -282,7 +284,22 @@ def start_server(args: argparse.Namespace, data_dir: Path, folder: Path) -> tupl
     t = time.monotonic()
     wait_http(url + ("config" if args.target == "chat" else "v1/health"), proc, args.start_timeout, log)
     print(f"{' '.join(command)} up at {url} in {time.monotonic() - t:.1f} s", flush=True)
+    if args.after_ready:
+        wait_ready(url, proc, t + args.start_timeout, log)
+        print(f"ready (models loaded) in {time.monotonic() - t:.1f} s", flush=True)
     return proc, url
+
+
+def wait_ready(url: str, proc: subprocess.Popen, deadline: float, log: Path) -> None:
+    """Until /v1/health says the server's warm-up has loaded its models."""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited early with {proc.returncode}:\n{log.read_text(errors='replace')[-2000:]}")
+        with urllib.request.urlopen(url + "v1/health", timeout=2) as r:
+            if json.loads(r.read()).get("ready"):
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"server not ready at {url} in time")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,10 +315,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--url", help="load an already running server instead of starting one (must be loopback)")
     ap.add_argument("--start-timeout", type=float, default=240.0)
     ap.add_argument("--no-warmup", dest="warmup", action="store_false", help="count the first (cold) answer too")
+    ap.add_argument("--after-ready", action="store_true",
+                    help="api: ask the first question once /v1/health says the models are loaded, not as soon as it answers")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    ap.add_argument("--seed", type=int, default=0, help="which questions each client draws (0: the same as every earlier run)")
     args = ap.parse_args(argv)
     if args.url and not args.url.startswith((f"http://{HOST}:", "http://localhost:")):
         ap.error("--url must be on 127.0.0.1 / localhost")
+    if args.after_ready and (args.target != "api" or args.url):
+        ap.error("--after-ready reads /v1/health of the server it starts: --target api, no --url")
     needed = REPO / "ui" / ("app.py" if args.target == "chat" else "api.py")
     if not needed.exists() and not args.url:
         print(f"{needed.relative_to(REPO)} is missing: nothing to load-test yet", file=sys.stderr)
@@ -324,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         deadline = t0 + args.duration
         still_running = 0
         if args.target == "api":
-            asyncio.run(api_load(url, API_MODELS[args.generator], args.sessions, deadline, res, args.max_turns, args.request_timeout))
+            asyncio.run(api_load(url, API_MODELS[args.generator], args.sessions, deadline, res, args.max_turns, args.request_timeout,
+                                 args.seed))
         else:
             still_running = sum(th.is_alive() for th in run_chat(args, url, res, deadline))
         elapsed = time.monotonic() - t0

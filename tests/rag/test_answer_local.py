@@ -101,6 +101,26 @@ def test_sentences_after_a_short_reply_reuse_the_models_cached_prompt(local: Set
     assert follow["cache_n"] >= 0.8 * (first["prompt_n"] + first["cache_n"]) and follow["prompt_n"] < 120, (first, follow)
 
 
+def test_the_warm_up_leaves_the_openings_of_the_answer_prompts_in_the_models_cache(local: Settings) -> None:
+    from rag import Engine
+    from rag.llama_ik import IkServer, render_chat
+    from rag.prompts import SHORT_SYSTEM, answer_system
+
+    engine = Engine(local)
+    server = engine.generator("local").llm._get_server()
+    if not isinstance(server, IkServer):
+        pytest.skip("reads ik_llama.cpp's own cache (the process shares one loaded model)")
+    server._truncate(0)
+    server._saved.clear()  # as a server that has just loaded its model
+    engine.warm_up()
+    for system in (answer_system(), SHORT_SYSTEM):  # the first question, of either kind, reads neither again
+        messages = [{"role": "system", "content": system},
+                    {"role": "user", "content": "Passages:\n[1] (Storm closes port — Harbor Ledger)\nThe port closed.\n\nQuestion: Why?"}]
+        opening = len(server.tokenize(render_chat(server.template, messages[:1]).removesuffix("<|im_start|>assistant\n")))
+        reply = server.handle_chat_completions({"messages": messages, "max_tokens": 1, "temperature": 0})
+        assert reply["timings"]["cache_n"] >= opening, (reply["timings"], opening)
+
+
 def test_local_verdicts_on_consistency_agree_however_the_question_is_put(tmp_path: Path, model_cache: Path) -> None:
     """Two outlets' matching reports: "consistent?" is "Yes" and "inconsistent?" is "No" (asked as it was put,
     the 1.5B model said "Yes" to both)."""

@@ -136,3 +136,27 @@ def test_prompts_restored_from_saved_states_answer_as_when_first_read(local_gguf
             assert abs(first[i] - again) < 0.005, (asked[i][1], first[i], again)
     finally:
         small.close()
+
+
+@pytest.mark.slow
+def test_a_quoting_reply_is_drafted_from_its_prompt_and_is_the_same_as_token_by_token(ik_server: Any) -> None:
+    messages = _short("What did the navy say about the frigates?", "Quote the passage's sentence that answers, word for word.")
+    drafted = _ask(ik_server, messages, max_tokens=60)
+    # With log-probabilities asked for, every token is decoded alone: the reply drafts must not change.
+    plain = _ask(ik_server, messages, max_tokens=60, logprobs=True, top_logprobs=1)
+    assert drafted["choices"][0]["message"]["content"] == plain["choices"][0]["message"]["content"]
+    assert "replace ships built in the 1980s" in drafted["choices"][0]["message"]["content"]
+    t = drafted["timings"]
+    assert t["draft_n_accepted"] >= 10 and t["predicted_n"] == plain["timings"]["predicted_n"], t
+    assert plain["timings"]["draft_n"] == 0
+
+
+def test_drafts_follow_the_last_earlier_run_of_the_replys_last_tokens() -> None:
+    index = llama_ik._NgramIndex([5, 1, 2, 3, 4, 9, 1, 2, 7, 8])
+    index.add(1)
+    assert index.draft(4) == []  # [8, 1] never came before
+    index.add(2)
+    assert index.draft(4) == [7, 8, 1, 2]  # [1, 2] last ended before 7; the longer [8, 1, 2] is new
+    assert index.draft(1) == [7]
+    index.add(3)
+    assert index.draft(8) == [4, 9, 1, 2, 7, 8, 1, 2]  # [1, 2, 3] ended once, before 4; stops at the reply's end

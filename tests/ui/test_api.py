@@ -61,7 +61,7 @@ class Server:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(settings, warm_up=False, **kwargs)
+        self.app = create_app(settings, **{"warm_up": False, **kwargs})
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="test-uvicorn")
 
@@ -252,8 +252,23 @@ def test_archive_management(server: Server, tmp_path: Path) -> None:
     assert HTTP.post(f"{server.url}/v1/ingest", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
 
 
+@pytest.mark.parametrize("chat", [False, True], ids=["api", "api-and-chat"])
+def test_health_says_ready_once_the_warm_up_has_loaded_the_models(tmp_path: Path, chat: bool) -> None:
+    from ui.service import Service
+
+    settings = make_archive(tmp_path / "byline")
+    assert Service(settings).ready is False  # asking builds no engine
+    with Server(settings, chat=chat, mcp=False, warm_up=True) as srv:
+        deadline = time.monotonic() + 120
+        while not (health := HTTP.get(f"{srv.url}/v1/health").json())["ready"]:
+            assert health == {"status": "ok", "ready": False} and time.monotonic() < deadline
+            time.sleep(0.2)
+        answer = HTTP.post(f"{srv.url}/v1/ask", json={"question": "Who is Ali al-Daffayi?"}).json()
+        assert not answer["refused"] and answer["citations"], answer
+
+
 def test_docs_health_and_the_chat_share_the_port(server: Server) -> None:
-    assert HTTP.get(f"{server.url}/v1/health").json() == {"status": "ok"}
+    assert HTTP.get(f"{server.url}/v1/health").json() == {"status": "ok", "ready": False}  # started without a warm-up
     spec = HTTP.get(f"{server.url}/openapi.json").json()
     assert {"/v1/chat/completions", "/v1/models", "/v1/ask", "/v1/ingest", "/v1/articles/{article_id}"} <= set(spec["paths"])
     assert HTTP.get(f"{server.url}/docs").status_code == 200

@@ -671,3 +671,39 @@ def test_archive_tab_watches_feeds_in_the_background(settings) -> None:
     finally:
         ui.feeds.stop()
         site.close()
+
+
+class _Loading:
+    """The real engine, whose warm-up (and a question asked meanwhile) waits until ``loaded`` is set, as while a
+    model loads from disk."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine, self.loaded = engine, threading.Event()
+
+    def warm_up(self) -> None:
+        assert self.loaded.wait(30)
+        self.engine.warm_up()
+
+    def ask_stream(self, question: str, **kw: Any):
+        assert self.loaded.wait(30)
+        yield from self.engine.ask_stream(question, **kw)
+
+
+def test_while_the_models_load_the_page_and_a_question_say_so(archive: BylineUI) -> None:
+    ui = BylineUI(archive.settings)
+    note, timer = ui.warm_note()
+    assert note == "" and timer.active is False  # no warm-up started: nothing is loading
+    ui._engine = loading = _Loading(archive.engine)
+    warmed = threading.Event()
+    ui.warm_up(then=warmed.set)
+    note, timer = ui.warm_note()
+    assert "Loading the models" in note and timer.active is True
+    steps = ui.respond("How many Aerio X2 speakers did Novalink recall?", None, [], "", "", "extractive")
+    display, _, panel, _ = next(steps)
+    assert _progress(display[-1]["content"]) == ("Loading the models", 0) and "Loading the models" in panel
+    loading.loaded.set()
+    display, _, panel, _ = list(steps)[-1]
+    assert "184" in display[-1]["content"] and "Metro Wire" in panel
+    assert warmed.wait(30)
+    note, timer = ui.warm_note()
+    assert note == "" and timer.active is False and archive.engine.warm

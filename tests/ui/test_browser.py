@@ -123,6 +123,12 @@ def cards(page: Any) -> list[int]:
     return [int(t.strip("[] ")) for t in page.locator("#byline-sources .byline-current .byline-cited .byline-num").all_inner_texts()]
 
 
+def test_the_loading_note_goes_once_the_models_are_loaded(page: Any) -> None:
+    # launch() started the warm-up; the page asks each second until it is done, then hides the note and stops asking.
+    page.wait_for_function("() => !document.querySelector('#byline-warming .byline-notice')", timeout=60_000)
+    assert not page.locator("#byline-warming").is_visible()
+
+
 def test_chat_streams_cites_and_follows_up(page: Any) -> None:
     ttft = ask(page, "How many Aerio X2 speakers did Novalink recall?")
     print(f"\n[first token, extractive, cold engine] {ttft:.2f} s")
