@@ -68,6 +68,17 @@ def test_the_short_prompt_gives_dates_only_to_a_question_about_time() -> None:
     assert "[1] (Story 1 — Metro Wire — 2024-03-12)\n" in dated and "[2] (Story 2 — Harbour Gazette — 2024-03-15)\n" in dated
 
 
+def test_the_written_answers_prompt_gives_dates_only_to_a_question_about_time(embedder, tmp_path) -> None:
+    from rag.config import Settings
+    from rag.generators.local import LocalGenerator
+
+    gen = LocalGenerator(Settings(data_dir=tmp_path))
+    undated = gen.messages(_inp(embedder, "Who ordered ships to anchor at the Port of Saltmere?"))[1].content
+    dated = gen.messages(_inp(embedder, "What did the harbour master order before the port reopened?"))[1].content
+    assert "[1] (Story 1 — Metro Wire)\nStorm Ingrid" in undated and "2024" not in undated.split("Question:")[0]
+    assert "[1] (Story 1 — Metro Wire — 2024-03-12)\n" in dated and "[3] (Story 3 — Riverton Post — 2024-02-20)\n" in dated
+
+
 def test_two_outlet_verdict_quotes_each_outlet_and_cites_it(embedder) -> None:
     q = "Did Metro Wire report that the port closed, while Harbour Gazette reported that it reopened?"
     plan = plan_question(q, OUTLETS)
