@@ -531,8 +531,9 @@ class BylineUI:
         shown = (display[-1]["content"], panel)
         yield list(display), state, panel, ""
         cancel = threading.Event()
-        engine, past = self.engine, list(history)
-        worker = threading.Thread(target=pump, args=(lambda: engine.ask_stream(q, history=past, filters=filters, generator=gen),
+        past = list(history)
+        # The engine is taken in the worker: while the start-up warm-up builds it, this loop still shows the clock and Stop works.
+        worker = threading.Thread(target=pump, args=(lambda: self.engine.ask_stream(q, history=past, filters=filters, generator=gen),
                                                      pieces.put, cancel), daemon=True, name="byline-answer")
         worker.start()
         streamed, last_words = "", t0
