@@ -252,9 +252,6 @@ class IkServer:
         self._truncate(reuse)
         return reuse
 
-    def _logits(self, i: int = -1) -> np.ndarray:
-        return self._raw_logits(i).astype(np.float64)
-
     def _raw_logits(self, i: int = -1) -> np.ndarray:
         """The logits of the last decode's ``i``-th token (a view, valid until the next decode)."""
         return np.ctypeslib.as_array(self.api.c.llama_get_logits_ith(self._ctx, i), shape=(self.n_vocab,))
@@ -263,7 +260,7 @@ class IkServer:
     def _sampled(self, temperature: float, rng: np.random.Generator, top_k: int, lp_content: list[dict[str, Any]]) -> Iterator[int]:
         """One token per decode: sampled, or greedy with log-probabilities (recorded in ``lp_content``)."""
         while True:
-            logits = self._logits()
+            logits = self._raw_logits().astype(np.float64)
             tok = self._choose(logits, temperature, rng)
             if top_k:
                 logprobs = logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))

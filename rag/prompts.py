@@ -75,7 +75,12 @@ def answer_system() -> str:
 
 # How the prompts that answer a question open (system, start of the user turn), the short ones last: the engine's
 # warm-up has the model read them, so a local model's prompt cache holds them before the first question.
-WARM_PROMPTS = ((answer_system(), "Passages:\n[1] ("), (SHORT_SYSTEM, "Passages:\n[1] ("))
+def _opening(user_template: str) -> str:
+    """The user turn up to its first passage's label: "Passages:\n[1] ("."""
+    return user_template.partition("{passages}")[0] + PASSAGE_LINE.partition("{label}")[0].format(number=1)
+
+
+WARM_PROMPTS = ((answer_system(), _opening(ANSWER_USER)), (SHORT_SYSTEM, _opening(SHORT_USER)))
 
 CLAIM_USER = """Passage:
 {passage}
