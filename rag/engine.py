@@ -42,6 +42,7 @@ from rag.pipeline import (
     generation_input,
     newest,
     normalize_history,
+    on_topic,
     plan_search,
     retrieve,
     rewrite_question,
@@ -188,13 +189,15 @@ class Engine:
             t = time.perf_counter()
             found = self._retrieve(p, qplan)                                                            # 4. hybrid retrieval
             timings["retrieve"] = time.perf_counter() - t
-            return found
+            # A list of articles is chosen by its filters or topic, not by closeness to the question's words.
+            return found if qplan.kind in (DIGEST, ARTICLES) else on_topic(found, p.question, s.off_topic_gap)  # 5. on topic
 
         def check(found: Retrieved) -> tuple[Context | None, bool]:
             if not found.passages:
                 return None, False
             t = time.perf_counter()
-            context = select_context(found, focus, self.embedder, s.context_tokens)                   # 5. tight context
+            budget = min(s.context_tokens, s.article_context_tokens * len({p.article_id for p in found.passages}))
+            context = select_context(found, focus, self.embedder, budget)                              # 5. tight context
             timings["select"] = time.perf_counter() - t
             return context, retrieval_confident(context.passages, context.best_cosine, context.best_overlap, focus, s)
 

@@ -275,6 +275,25 @@ def closest_to(text: str, passages: Sequence[Passage], embedder: SentenceTransfo
 
 
 # --- 5. context -----------------------------------------------------------------------------------
+def on_topic(retrieved: Retrieved, question: str, gap: float) -> Retrieved:
+    """The passages without those about something else: far below the best passage in meaning (``gap`` in
+    cosine) and sharing at most one of the question's words. In a small or mixed archive the top k fill up with
+    other stories; the model would read them before its first word and the user would see their cards. The
+    first passage and the named outlets' passages stay; the rest are numbered again from 1, as the user sees them."""
+    if len(retrieved.passages) < 2:
+        return retrieved
+    best = max(p.dense_score for p in retrieved.passages)
+    named = {n for _, nums in retrieved.parts for n in nums}
+    words = set(content_words(question))
+    kept = [p for i, p in enumerate(retrieved.passages)
+            if i == 0 or p.number in named or p.dense_score >= best - gap or len(words & set(content_words(p.evidence()))) > 1]
+    if len(kept) == len(retrieved.passages):
+        return retrieved
+    number = {p.number: n for n, p in enumerate(kept, 1)}
+    return dataclasses.replace(retrieved, passages=tuple(dataclasses.replace(p, number=number[p.number]) for p in kept),
+                               parts=tuple((label, tuple(number[n] for n in nums)) for label, nums in retrieved.parts))
+
+
 def fewer(retrieved: Retrieved, n: int) -> Retrieved:
     """The best ``n`` passages, in their retrieved order and numbering. When the search had parts (the
     question names outlets, so it spans articles), one per article before any article's second; otherwise

@@ -10,6 +10,8 @@ from ingest.pipeline import Ingestor
 from rag import Engine, default_engine
 from rag.config import Settings, load_settings
 from rag.errors import ConfigError
+from rag.text import approx_tokens
+from rag.types import Answer, Sources
 from tests.conftest import DATA_DIR, FIXTURES
 
 
@@ -121,3 +123,18 @@ def test_sentences_after_an_unusable_short_reply_repeat_its_prompt_up_to_the_tas
     assert not a.refused and a.citations[0].source == "Breitbart" and "Daffayi" in a.text
     # The answer's passages are the ones that prompt showed, numbered as it numbered them.
     assert all(f"[{p.number}]" in head for p in a.passages)
+
+
+def test_an_answer_reads_and_shows_only_the_story_asked_about(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path / "t", generator="extractive", article_context_tokens=120)
+    Ingestor(s).ingest([str(DATA_DIR), str(FIXTURES / "corpus")])
+    engine = Engine(s)
+    q = "What happened at the port during the storm in Saltmere?"
+    assert {p.title for p in engine.search(q, k=6)} != {p.title for p in engine.search(q, k=2)}  # the archive holds other stories
+    events = list(engine.ask_stream(q))
+    sources, answer = next(e for e in events if isinstance(e, Sources)), events[-1]
+    assert isinstance(answer, Answer) and not answer.refused and "Saltmere" in answer.text
+    assert {p.title for p in sources.passages} == {p.title for p in answer.passages} == {engine.search(q, k=1)[0].title}
+    assert [p.number for p in sources.passages] == list(range(1, len(sources.passages) + 1))  # the cards read [1], [2]
+    # One story in the context: its budget is article_context_tokens, not context_tokens.
+    assert sum(approx_tokens(p.text) for p in answer.passages) <= 120 < sum(approx_tokens(p.full_text) for p in answer.passages)

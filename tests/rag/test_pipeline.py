@@ -20,6 +20,7 @@ from rag.pipeline import (
     fewer,
     generation_input,
     normalize_history,
+    on_topic,
     plan_search,
     rewrite_question,
     select_context,
@@ -102,6 +103,27 @@ def test_fewer_takes_one_passage_per_article_first_when_the_question_names_outle
     assert [p.number for p in fewer(found, 4).passages] == [1, 2, 3, 4]
     assert len(found.passages) == 4  # what it was given is left alone
     assert [p.number for p in fewer(dataclasses.replace(found, parts=()), 3).passages] == [1, 2, 3]  # names none: the first n
+
+
+def test_on_topic_drops_other_stories_far_in_meaning_but_keeps_named_outlets_and_shared_words() -> None:
+    q = "What did the Riverton council decide about the budget?"
+    scored = [dataclasses.replace(PASSAGES[0], dense_score=0.70),                        # the story asked about
+              dataclasses.replace(PASSAGES[1], dense_score=0.18),                        # another story, no shared word
+              dataclasses.replace(PASSAGES[2], dense_score=0.50),                        # within the gap
+              dataclasses.replace(PASSAGES[1], number=4, chunk_id="c4", dense_score=0.10,
+                                  text="The council budget for Riverton was debated.",     # far in meaning, but 3 of its words
+                                  full_text="The council budget for Riverton was debated.")]
+    found = Retrieved(tuple(scored), np.zeros(3, dtype=np.float32))
+    kept = on_topic(found, q, gap=0.25)
+    assert [(p.chunk_id, p.number) for p in kept.passages] == [("c1", 1), ("c3", 2), ("c4", 3)]  # numbered as shown
+    assert [p.number for p in found.passages] == [1, 2, 3, 4]  # what it was given is left alone
+    named = on_topic(dataclasses.replace(found, parts=(("Outlet", (2,)), ("Other", (4, 3)))), q, gap=0.25)
+    assert named.passages == found.passages and named.parts == (("Outlet", (2,)), ("Other", (4, 3)))
+    assert on_topic(found, q, gap=0.6) is found  # nothing far enough: the same object
+    first_far = Retrieved((scored[1], scored[0]), found.query_vector)  # the first passage always stays
+    assert [p.chunk_id for p in on_topic(first_far, q, gap=0.25).passages] == ["c2", "c1"]
+    parts = on_topic(dataclasses.replace(found, parts=(("Other", (4, 3)),)), q, gap=0.25)
+    assert [p.chunk_id for p in parts.passages] == ["c1", "c3", "c4"] and parts.parts == (("Other", (3, 2)),)
 
 
 def test_select_context_trims_copies_and_leaves_the_retrieved_passages_alone(embedder) -> None:
