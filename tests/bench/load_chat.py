@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -84,18 +85,19 @@ def ingest(data_dir: Path, timeout: float) -> None:
     print(f"ingested: {rep['added']} added, {rep['unchanged']} unchanged, {rep['failed']} failed, {rep['chunks_embedded']} chunks", flush=True)
 
 
-def wait_http(probe: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
+def wait_http(probe: str, proc: subprocess.Popen, timeout: float, log: Path, ready: Callable[[bytes], bool] = lambda body: True) -> None:
+    """Until ``probe`` answers 200 with a body that ``ready`` accepts."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"server exited early with {proc.returncode}:\n{log.read_text(errors='replace')[-2000:]}")
         try:
             with urllib.request.urlopen(probe, timeout=2) as r:
-                if r.status == 200:
+                if r.status == 200 and ready(r.read()):
                     return
         except OSError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise SystemExit(f"server not up at {probe} after {timeout:.0f} s")
 
 
@@ -284,22 +286,10 @@ def start_server(args: argparse.Namespace, data_dir: Path, folder: Path) -> tupl
     t = time.monotonic()
     wait_http(url + ("config" if args.target == "chat" else "v1/health"), proc, args.start_timeout, log)
     print(f"{' '.join(command)} up at {url} in {time.monotonic() - t:.1f} s", flush=True)
-    if args.after_ready:
-        wait_ready(url, proc, t + args.start_timeout, log)
+    if args.after_ready:  # the server's warm-up has loaded its models
+        wait_http(url + "v1/health", proc, t + args.start_timeout - time.monotonic(), log, lambda body: bool(json.loads(body).get("ready")))
         print(f"ready (models loaded) in {time.monotonic() - t:.1f} s", flush=True)
     return proc, url
-
-
-def wait_ready(url: str, proc: subprocess.Popen, deadline: float, log: Path) -> None:
-    """Until /v1/health says the server's warm-up has loaded its models."""
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited early with {proc.returncode}:\n{log.read_text(errors='replace')[-2000:]}")
-        with urllib.request.urlopen(url + "v1/health", timeout=2) as r:
-            if json.loads(r.read()).get("ready"):
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"server not ready at {url} in time")
 
 
 def main(argv: list[str] | None = None) -> int:
