@@ -11,13 +11,14 @@ scoring). For the local model it also records every request's own llama.cpp coun
 processed, and those it reused from the prompt cache, summed per question) and measures, on this machine and
 in the same run, the raw prompt processing rate and the prompt cache: one answer prompt sent twice straight to the llama.cpp server
 (the second reply's ``cache_n`` is the reused prefix), so the other figures can be read as ratios
-on a noisy machine.
+on a noisy machine. Last, the process's memory: its peak (the ingest included) and its RSS after the answers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import tempfile
@@ -29,6 +30,14 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 import rag.config  # noqa: E402,F401  (offline switches)
+
+
+def current_rss_mb() -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):  # not Linux
+        return None
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -144,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         if engine.generator().name == "local" and answer is not None and answer.passages:
             user = ANSWER_USER.format(passages=format_passages(answer.passages), question=answer.standalone_question)
             probe = raw_prompt_rate(engine, [{"role": "system", "content": answer_system()}, {"role": "user", "content": user}])
+        rss_mb = current_rss_mb()
 
     def col(key: str) -> list[float]:
         return [r[key] for r in rows if r.get(key) is not None]
@@ -163,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         "drafted_tokens": sum(col("drafted")), "accepted_tokens": sum(col("accepted")),
         "accuracy": round(sum(r["correct"] for r in rows) / len(rows), 3) if rows else None,
         "refused": sum(r["refused"] for r in rows), "model_prompt_probe": probe,
+        # Memory: the process's peak (its ingest of the corpus included, so an upper bound on serving) and its RSS
+        # after the answers (models loaded, index open), against the serving goal of 3 GB.
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), "rss_after_answers_mb": rss_mb,
     }
     print(json.dumps(summary, indent=2))
     if args.json:
