@@ -29,7 +29,7 @@ from rag.citations import CheckedSentence, PassageIndex, closeness, is_refusal, 
 from rag.dates import about_time
 from rag.generators.base import GenerationInput, Generator
 from rag.generators.chat import format_passages
-from rag.planner import CHOICE, ENTITY, YES_NO, QuestionPlan, affirmative, first_wants_later, outlet_clause, reports_named
+from rag.planner import CHOICE, ENTITY, YES_NO, QuestionPlan, affirmative, dated_first, first_wants_later, outlet_clause, reports_named, stated_days
 from rag.prompts import CHOICE_TASK, CLAIM_USER, ENTITY_TASK, SENTENCES_TASK, SHORT_SYSTEM, SHORT_USER, VERDICT_TASK
 from rag.policy import evidence_text, required_coverage, topic
 from rag.text import ANSWER_TYPE_WORDS, approx_tokens, content_words, lexical_support
@@ -208,6 +208,9 @@ def _evidence_numbers(inp: GenerationInput, parts: Parts, limit: int = 3, want: 
         if claim and len(candidates := [n for n in dict.fromkeys(own) if inp.index[n].sentences]) > 1:
             v = np.asarray(closest([claim]), dtype=np.float32)[0]
             own = sorted(candidates, key=lambda n: closeness(claim, v, inp.index[n]), reverse=True)
+        # A report the question dates ("the TechCrunch report … published on October 7, 2023") is the article of that day.
+        if days := stated_days(inp.question, label, [lb for lb, _ in parts]):
+            own = dated_first(own, lambda n: inp.index[n].passage.date, days)
         got = 0
         for n in own:
             if got >= reports[label]:

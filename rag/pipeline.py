@@ -22,7 +22,7 @@ from rag.dates import resolve as resolve_dates, span_text
 from rag.embed import SentenceTransformerEmbedding
 from rag.errors import GeneratorError, QuestionError
 from rag.generators.base import GenerationInput, Generator
-from rag.planner import FIRST, QuestionPlan, match_outlets, outlet_parts, reports_named
+from rag.planner import FIRST, QuestionPlan, dated_first, match_outlets, outlet_parts, reports_named, stated_days
 from rag.policy import evidence_text, is_yes_no_question, key_phrases, required_coverage, topic
 from rag.prompts import REWRITE_SYSTEM, REWRITE_USER
 from rag.retrieve import Retriever
@@ -198,7 +198,8 @@ def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransform
     names outlets (or asks which of two reports came first), one more search per outlet (or report), so
     that each reaches the context even when another outlet's articles match the whole question better. An
     outlet named once keeps, of its four best articles, the two closest to what the question says of it
-    (``outlet_parts``): the one that fits the whole question best is often another story of the same outlet."""
+    (``outlet_parts``): the one that fits the whole question best is often another story of the same outlet. A
+    report the question dates ("… published on October 7, 2023") puts the outlet's article of that day first."""
     qvec = embedder.get_query_embedding(plan.question)
     boost = list(plan.boost) or None
     main = retriever.retrieve(plan.question, plan.filters, k=k, recency=plan.recency, qvec=qvec, boost=boost,
@@ -215,11 +216,12 @@ def retrieve(plan: SearchPlan, retriever: Retriever, embedder: SentenceTransform
     found = []
     for label, text, flt in searches:
         piece = next((t for t in outlet_parts(plan.question, label, question.outlets) if t), "") if reports.get(label) == 1 else ""
+        days = stated_days(plan.question, label, question.outlets) if question.kind != FIRST else []
         if piece:  # the outlet's articles that fit the whole question best, then the two closest to what it says of this outlet
-            ps = closest_to(piece, retriever.retrieve(text, flt, k=4, per_article=1, recency=plan.recency, qvec=qvec, boost=boost), embedder)[:2]
+            ps = closest_to(piece, retriever.retrieve(text, flt, k=4, per_article=1, recency=plan.recency, qvec=qvec, boost=boost), embedder)
         else:
-            ps = retriever.retrieve(text, flt, k=2, recency=plan.recency, qvec=qvec if text == plan.question else None, boost=boost)
-        found.append((label, ps))
+            ps = retriever.retrieve(text, flt, k=4 if days else 2, recency=plan.recency, qvec=qvec if text == plan.question else None, boost=boost)
+        found.append((label, dated_first(ps, lambda p: p.date, days)[:2]))
     # One copy of a syndicated story, as within each search (rag.copies), though the searches may have found
     # different copies: a story's passages come from the copies that one tier of searches found. The outlets the
     # question names come first: asked what Harbor Ledger reported, the user needs Harbor Ledger's copy (it is

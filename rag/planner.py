@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable, Sequence, TypeVar
 
+from rag.dates import MONTHS
 from rag.policy import is_yes_no_question
 from rag.text import STOPWORDS, words
+
+T = TypeVar("T")
 
 # What the question asks for.
 YES_NO = "yes_no"  # "Does X say ...?", "Was A reported before B?"
@@ -259,6 +262,52 @@ def reports_named(question: str, outlets: Iterable[str]) -> dict[str, int]:
         (only,) = counts
         counts[only] = max(counts[only], 2)
     return counts
+
+
+_MONTH_NAMES = "|".join(sorted(MONTHS, key=len, reverse=True))
+# A day: "October 7, 2023", "7th October 2023", "2023-10-07" (the year may be left out).
+_DAY = re.compile(rf"\b(?:(?P<m1>{_MONTH_NAMES})\.?\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?(?!\d)(?:,?\s+(?P<y1>\d{{4}}))?"
+                  rf"|(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>{_MONTH_NAMES})\.?(?:,?\s+(?P<y2>\d{{4}}))?"
+                  rf"|(?P<y3>\d{{4}})-(?P<m3>\d{{2}})-(?P<d3>\d{{2}}))\b", re.I)
+
+
+def stated_days(question: str, outlet: str, outlets: Iterable[str]) -> list[tuple[int | None, int, int]]:
+    """The days the question gives for this outlet's reports, as (year or None, month, day): the first day written
+    after a naming of it and before the next naming of any outlet ("the TechCrunch report on … published on
+    October 7, 2023, and The Verge's …" -> TechCrunch: (2023, 10, 7))."""
+    names = {outlet, *outlets}
+    starts = sorted(s for o in names for s, _ in _mentions(question, o))
+    out = []
+    for _, end in _mentions(question, outlet):
+        stop = next((s for s in starts if s >= end), len(question))
+        m = _DAY.search(question, end, stop)
+        if m is None:
+            continue
+        g = m.groupdict()
+        if g["y3"]:
+            out.append((int(g["y3"]), int(g["m3"]), int(g["d3"])))
+        else:
+            month, day, year = (g["m1"], g["d1"], g["y1"]) if g["m1"] else (g["m2"], g["d2"], g["y2"])
+            out.append((int(year) if year else None, MONTHS[month.lower()], int(day)))
+    return out
+
+
+def dated_first(items: Sequence[T], date_of: Callable[[T], str], days: Sequence[tuple[int | None, int, int]]) -> list[T]:
+    """``items`` with, for each stated day in turn, the first one of that day moved to the front (a question about
+    the reports of 26 September and of 6 December wants one of each, not two of 6 December); the rest keep their order."""
+    front: list[T] = []
+    for day in days:
+        front.extend(x for x in [next((x for x in items if x not in front and on_day(date_of(x), [day])), None)] if x is not None)
+    return front + [x for x in items if x not in front]
+
+
+def on_day(iso_date: str, days: Iterable[tuple[int | None, int, int]]) -> bool:
+    """Whether an article's date (ISO, or '') is one of ``days`` (a day without its year matches any year)."""
+    m = re.match(r"(\d{4})-(\d{2})-(\d{2})", iso_date or "")
+    if m is None:
+        return False
+    y, mo, d = int(m[1]), int(m[2]), int(m[3])
+    return any(mo == month and d == day and year in (None, y) for year, month, day in days)
 
 
 # Words of a question that asks what the archive holds, not about something in particular.

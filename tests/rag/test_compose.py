@@ -115,6 +115,20 @@ def test_a_verdict_quotes_the_outlets_article_closest_to_what_the_question_says_
     assert [c.article_id for c in citations] == ["a1", "a2"]
 
 
+def test_a_verdict_quotes_the_outlets_article_of_the_day_the_question_gives(embedder) -> None:
+    # Metro Wire's storm story of 12 March fits the question's words best; the question dates the report it means.
+    later = _p(4, "Metro Wire", "2024-03-16", "Dockworkers returned to the quay on Saturday as cranes resumed loading grain.")
+    passages = [*PASSAGES, later]
+    q = ("Between the Metro Wire report on the storm at the port published on March 16, 2024, and the Harbour Gazette "
+         "report published on March 15, 2024, was there a change in how the port was portrayed?")
+    parts = [("Metro Wire", (1, 4)), ("Harbour Gazette", (2,))]
+    _, citations, _ = compose_verdict(plan_question(q, OUTLETS), "yes", _inp(embedder, q, passages), parts, embedder.embed)
+    assert [c.article_id for c in citations] == ["a4", "a2"]
+    undated = q.replace(" published on March 16, 2024,", "")
+    _, citations, _ = compose_verdict(plan_question(undated, OUTLETS), "yes", _inp(embedder, undated, passages), parts, embedder.embed)
+    assert [c.article_id for c in citations] == ["a1", "a2"]
+
+
 def test_a_name_is_kept_only_when_the_passages_hold_it(embedder) -> None:
     q = "Who ordered ships to anchor when the port closed?"
     inp = _inp(embedder, q)

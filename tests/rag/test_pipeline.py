@@ -186,3 +186,29 @@ def test_an_outlets_search_puts_first_its_article_closest_to_what_the_question_s
     got = retrieve(plan, engine.retriever, engine.embedder, 6, qplan)
     first = {label: next(p for p in got.passages if p.number == nums[0]) for label, nums in got.parts}
     assert "cargo terminals" in first["Metro Wire"].text and "cut its island fares" in first["Harbour Gazette"].text
+
+
+def test_an_outlets_search_puts_first_its_article_of_the_day_the_question_gives(tmp_path) -> None:
+    from ingest.article import Article
+    from ingest.pipeline import Ingestor
+    from rag.engine import Engine
+    from rag.pipeline import retrieve
+
+    def art(day: int, source: str, text: str) -> Article:
+        return Article(text=text, title=f"Saltmere Shipping, {day} March", source=source, published_at=dt.datetime(2024, 3, day, 9),
+                       url=f"https://news.example/{source[0]}{day}")
+
+    # Metro Wire's articles of 2 and 3 March share the question's words; the question dates the one it means, 4 March.
+    arts = [art(2, "Metro Wire", "Saltmere Shipping cut its island fares, the company reported. Island fares had risen twice last year."),
+            art(3, "Metro Wire", "Saltmere Shipping's island fares were cut again, passengers reported. More fare cuts could follow."),
+            art(4, "Metro Wire", "Saltmere Shipping held its prices for passengers to the islands. The board met on Monday."),
+            art(5, "Harbour Gazette", "Saltmere Shipping cut its island fares by a tenth. The company cited lower fuel costs.")]
+    s = Settings(data_dir=tmp_path / "byline", generator="extractive")
+    assert Ingestor(s).ingest_items(arts).added == len(arts)
+    engine = Engine(s)
+    q = ("Between the Metro Wire report on island fares published on March 4, 2024, and the Harbour Gazette report on "
+         "island fares published on March 5, 2024, was there a change in the reporting on Saltmere Shipping's fares?")
+    plan, qplan = engine._plan(q, None)
+    got = retrieve(plan, engine.retriever, engine.embedder, 6, qplan)
+    first = {label: next(p for p in got.passages if p.number == nums[0]) for label, nums in got.parts}
+    assert first["Metro Wire"].date == "2024-03-04" and first["Harbour Gazette"].date == "2024-03-05"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from rag.planner import (
+    dated_first,
+    on_day,
+    stated_days,
     affirmative,
     ARTICLES,
     CHOICE,
@@ -155,3 +158,25 @@ def test_a_question_about_what_an_article_says_is_not_a_list() -> None:
 ])
 def test_a_question_about_a_negative_is_asked_in_the_affirmative(question: str, asked: str | None) -> None:
     assert affirmative(question, match_outlets(question, [*OUTLETS, "Harbor Ledger", "Valley Courier"])) == asked
+
+
+def test_the_days_a_question_gives_each_outlets_reports() -> None:
+    q = ("Between the TechCrunch report on the trial published on October 7, 2023, and The Verge report published on "
+         "28th October 2023, was there a change?")
+    assert stated_days(q, "TechCrunch", ["TechCrunch", "The Verge"]) == [(2023, 10, 7)]
+    assert stated_days(q, "The Verge", ["TechCrunch", "The Verge"]) == [(2023, 10, 28)]
+    # A day belongs to the naming before it, not to the next outlet's; a report without one gets none.
+    q = "After The Age reported on September 26, 2023, did The Independent keep to its account later that day?"
+    assert stated_days(q, "The Independent", ["The Age", "The Independent"]) == []
+    # One outlet named twice, a day each (one without its year, one in ISO form).
+    q = "Did the TechCrunch article of October 2 say X, while TechCrunch on 2023-10-07 said Y?"
+    assert stated_days(q, "TechCrunch", ["TechCrunch"]) == [(None, 10, 2), (2023, 10, 7)]
+    assert on_day("2023-10-02", [(None, 10, 2)]) and not on_day("2023-10-03", [(2023, 10, 2)]) and not on_day("", [(None, 10, 2)])
+
+
+def test_dated_first_puts_one_article_of_each_stated_day_in_front() -> None:
+    dates = {"a": "2023-12-06", "b": "2023-12-06", "c": "2023-09-26", "d": "2023-10-01"}
+    assert dated_first(list("abcd"), dates.get, [(2023, 9, 26), (2023, 12, 6)]) == list("cabd")
+    assert dated_first(list("abcd"), dates.get, [(2023, 12, 6), (2023, 9, 26)]) == list("acbd")
+    assert dated_first(list("abcd"), dates.get, []) == list("abcd")
+    assert dated_first(list("abcd"), dates.get, [(2023, 1, 1)]) == list("abcd")
