@@ -225,8 +225,10 @@ def outlet_mentions(question: str, outlet: str) -> int:
     return len(_mentions(question, outlet))
 
 
-# "between the report of 28 September and the subsequent one", "both articles", "another report": two reports.
+# "between the report of 28 September and the subsequent one", "both articles", "another report", "while the same
+# source indicates": two reports.
 _TWO_REPORTS = re.compile(r"\bbetween\b[^?]{0,80}?\b(?:reports?|articles?|pieces?|stor(?:y|ies)|coverage|publications?)\b"
+                          r"|\bsame\s+(?:source|outlet|publication|publisher)\b"
                           r"|\b(?:subsequent|another|both|former|latter|two\s+(?:articles|reports|pieces))\b"
                           r"|\b(?:earlier|later|previous|prior|follow-up|second)\s+(?:article|report|piece|story|coverage)\b", re.I)
 
@@ -297,7 +299,9 @@ def dated_first(items: Sequence[T], date_of: Callable[[T], str], days: Sequence[
     the reports of 26 September and of 6 December wants one of each, not two of 6 December); the rest keep their order."""
     front: list[T] = []
     for day in days:
-        front.extend(x for x in [next((x for x in items if x not in front and on_day(date_of(x), [day])), None)] if x is not None)
+        hit = next((x for x in items if x not in front and on_day(date_of(x), [day])), None)
+        if hit is not None:
+            front.append(hit)
     return front + [x for x in items if x not in front]
 
 

@@ -109,6 +109,8 @@ def test_reports_named_counts_each_naming_and_two_reports_of_one_outlet() -> Non
     assert reports_named(q, ["Metro Wire", "Riverton Post"]) == {"Metro Wire": 2, "Riverton Post": 1}
     changed = "Has Metro Wire's view of the port changed between the article of 12 March and the subsequent one?"
     assert reports_named(changed, ["Metro Wire"]) == {"Metro Wire": 2}
+    same = "Does Metro Wire say the port closed, while the same source indicates that the ferries kept running?"
+    assert reports_named(same, ["Metro Wire"]) == {"Metro Wire": 2}
     # Two things named ("between Saltmere and Riverton") are not two reports.
     assert reports_named("Did Metro Wire report a ferry between Saltmere and Riverton?", ["Metro Wire"]) == {"Metro Wire": 1}
 
