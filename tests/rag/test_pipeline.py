@@ -28,7 +28,7 @@ from rag.pipeline import (
     widen,
 )
 from rag.planner import plan_question
-from rag.types import WITHHELD_NOTE, Filters
+from rag.types import WITHHELD_NOTE, Filters, Passage
 from tests.rag.test_citations import PASSAGES
 
 
@@ -162,53 +162,43 @@ def test_verify_keeps_a_models_yes_no_verdict_flagged(embedder) -> None:
     assert not quotes_only.citations  # a quoting generator's "yes" is no judgment of a model
 
 
-def test_an_outlets_search_puts_first_its_article_closest_to_what_the_question_says_of_it(tmp_path) -> None:
+def _first_of_each_outlet(tmp_path, arts: list[tuple[int, str, str]], question: str) -> dict[str, Passage]:
+    """Ingest (day of March 2024, outlet, text) articles into real Chroma; each named outlet's first passage in the
+    retrieval for the question."""
     from ingest.article import Article
     from ingest.pipeline import Ingestor
     from rag.engine import Engine
     from rag.pipeline import retrieve
 
-    def art(i: int, source: str, text: str) -> Article:
-        return Article(text=text, title=f"Saltmere Shipping, part {i}", source=source, published_at=dt.datetime(2024, 3, 1 + i, 9),
-                       url=f"https://news.example/{i}")
+    s = Settings(data_dir=tmp_path / "byline", generator="extractive")
+    items = [Article(text=text, title=f"Saltmere Shipping, {day} March", source=source, published_at=dt.datetime(2024, 3, day, 9),
+                     url=f"https://news.example/{day}") for day, source, text in arts]
+    assert Ingestor(s).ingest_items(items).added == len(items)
+    engine = Engine(s)
+    plan, qplan = engine._plan(question, None)
+    got = retrieve(plan, engine.retriever, engine.embedder, 6, qplan)
+    return {label: next(p for p in got.passages if p.number == nums[0]) for label, nums in got.parts}
 
+
+def test_an_outlets_search_puts_first_its_article_closest_to_what_the_question_says_of_it(tmp_path) -> None:
     # Metro Wire's stories that share most words with the whole question are about the fare cut; the question
     # says Metro Wire covered the terminals (in other words than the question's).
-    arts = [art(1, "Metro Wire", "Saltmere Shipping cut its island fares, the company reported on Monday. Island fares had risen twice last year."),
-            art(2, "Metro Wire", "Saltmere Shipping's island fares were cut again, passengers reported. The company said more cuts could follow."),
-            art(3, "Metro Wire", "Saltmere Shipping is constructing a pair of cargo terminals on the north quay. Cranes arrive in May."),
-            art(4, "Harbour Gazette", "Saltmere Shipping cut its island fares by a tenth on Monday. The company cited lower fuel costs.")]
-    s = Settings(data_dir=tmp_path / "byline", generator="extractive")
-    assert Ingestor(s).ingest_items(arts).added == len(arts)
-    engine = Engine(s)
+    arts = [(2, "Metro Wire", "Saltmere Shipping cut its island fares, the company reported on Monday. Island fares had risen twice last year."),
+            (3, "Metro Wire", "Saltmere Shipping's island fares were cut again, passengers reported. The company said more cuts could follow."),
+            (4, "Metro Wire", "Saltmere Shipping is constructing a pair of cargo terminals on the north quay. Cranes arrive in May."),
+            (5, "Harbour Gazette", "Saltmere Shipping cut its island fares by a tenth on Monday. The company cited lower fuel costs.")]
     q = "Which company, covered by Metro Wire for building two new container terminals, also cut its island fares as reported by Harbour Gazette?"
-    plan, qplan = engine._plan(q, None)
-    got = retrieve(plan, engine.retriever, engine.embedder, 6, qplan)
-    first = {label: next(p for p in got.passages if p.number == nums[0]) for label, nums in got.parts}
+    first = _first_of_each_outlet(tmp_path, arts, q)
     assert "cargo terminals" in first["Metro Wire"].text and "cut its island fares" in first["Harbour Gazette"].text
 
 
 def test_an_outlets_search_puts_first_its_article_of_the_day_the_question_gives(tmp_path) -> None:
-    from ingest.article import Article
-    from ingest.pipeline import Ingestor
-    from rag.engine import Engine
-    from rag.pipeline import retrieve
-
-    def art(day: int, source: str, text: str) -> Article:
-        return Article(text=text, title=f"Saltmere Shipping, {day} March", source=source, published_at=dt.datetime(2024, 3, day, 9),
-                       url=f"https://news.example/{source[0]}{day}")
-
     # Metro Wire's articles of 2 and 3 March share the question's words; the question dates the one it means, 4 March.
-    arts = [art(2, "Metro Wire", "Saltmere Shipping cut its island fares, the company reported. Island fares had risen twice last year."),
-            art(3, "Metro Wire", "Saltmere Shipping's island fares were cut again, passengers reported. More fare cuts could follow."),
-            art(4, "Metro Wire", "Saltmere Shipping held its prices for passengers to the islands. The board met on Monday."),
-            art(5, "Harbour Gazette", "Saltmere Shipping cut its island fares by a tenth. The company cited lower fuel costs.")]
-    s = Settings(data_dir=tmp_path / "byline", generator="extractive")
-    assert Ingestor(s).ingest_items(arts).added == len(arts)
-    engine = Engine(s)
+    arts = [(2, "Metro Wire", "Saltmere Shipping cut its island fares, the company reported. Island fares had risen twice last year."),
+            (3, "Metro Wire", "Saltmere Shipping's island fares were cut again, passengers reported. More fare cuts could follow."),
+            (4, "Metro Wire", "Saltmere Shipping held its prices for passengers to the islands. The board met on Monday."),
+            (5, "Harbour Gazette", "Saltmere Shipping cut its island fares by a tenth. The company cited lower fuel costs.")]
     q = ("Between the Metro Wire report on island fares published on March 4, 2024, and the Harbour Gazette report on "
          "island fares published on March 5, 2024, was there a change in the reporting on Saltmere Shipping's fares?")
-    plan, qplan = engine._plan(q, None)
-    got = retrieve(plan, engine.retriever, engine.embedder, 6, qplan)
-    first = {label: next(p for p in got.passages if p.number == nums[0]) for label, nums in got.parts}
+    first = _first_of_each_outlet(tmp_path, arts, q)
     assert first["Metro Wire"].date == "2024-03-04" and first["Harbour Gazette"].date == "2024-03-05"
