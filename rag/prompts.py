@@ -21,7 +21,6 @@ Question: {question}
 Answer (cite passages like [1]):"""
 
 PASSAGE_LINE = "[{number}] ({label})\n{text}"
-SAME_ARTICLE_LABEL = "same article as [{number}]"
 
 # Short replies: the model judges or names, code writes the answer around the reply (rag.compose).
 SHORT_SYSTEM = (

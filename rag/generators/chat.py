@@ -20,7 +20,7 @@ from rag.dates import about_time
 from rag.errors import BylineError, GeneratorError
 from rag.generators.base import GenerationInput
 from rag.llamacpp import LocalLlamaCpp
-from rag.prompts import ANSWER_USER, PASSAGE_LINE, SAME_ARTICLE_LABEL, answer_system
+from rag.prompts import ANSWER_USER, PASSAGE_LINE, answer_system
 from rag.text import approx_tokens
 from rag.types import Passage
 
@@ -113,16 +113,10 @@ def yes_probability(llm: LLM, messages: list[ChatMessage]) -> float | None:
 
 
 def format_passages(passages: "list[Passage] | tuple[Passage, ...]", dated: bool = True) -> str:
-    """The numbered passages as the model reads them, each after its title, outlet and (``dated``) date; a second
-    passage of an article names the first instead (the same label again is ~20 prompt tokens read for nothing)."""
-    out: list[str] = []
-    first: dict[str, int] = {}  # article id -> its first passage's number
+    """The numbered passages as the model reads them, each after its title, outlet and (``dated``) date."""
+    out = []
     for p in passages:
-        if p.article_id in first:
-            label = SAME_ARTICLE_LABEL.format(number=first[p.article_id])
-        else:
-            first[p.article_id] = p.number
-            label = " — ".join((p.title or "untitled", p.source or "unknown outlet", *([p.date or "date unknown"] if dated else [])))
+        label = " — ".join((p.title or "untitled", p.source or "unknown outlet", *([p.date or "date unknown"] if dated else [])))
         out.append(PASSAGE_LINE.format(number=p.number, label=label, text=p.text))
     return "\n\n".join(out)
 
