@@ -78,6 +78,22 @@ def _pick_year(month: int, ref: dt.date, archive_months: set[tuple[int, int]] | 
     return y
 
 
+def day_parts(text: str) -> tuple[int | None, int, int] | None:
+    """A date expression naming one day ("October 7, 2023", "7th Oct", "2023-10-07") as (year, or None when it is
+    not written; month; day); None for anything else (a month, a year)."""
+    t = text.strip().lower().rstrip(".,?")
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", t)
+    if m:
+        return int(m[1]), int(m[2]), int(m[3])
+    m = re.fullmatch(_MONTH_RE + r"\s+(\d{1,2})(?!\d)(?:st|nd|rd|th)?(?:,?\s+(\d{4}))?", t)
+    if m:
+        return (int(m[3]) if m[3] else None), MONTHS[m[1]], int(m[2])
+    m = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?\s+" + _MONTH_RE + r"(?:,?\s+(\d{4}))?", t)
+    if m:
+        return (int(m[3]) if m[3] else None), MONTHS[m[2]], int(m[1])
+    return None
+
+
 def _point(text: str, ref: dt.date, archive_months: set[tuple[int, int]] | None) -> tuple[dt.date, dt.date] | None:
     """A date expression as a (first day, last day) span."""
     t = text.strip().lower().rstrip(".,?")
@@ -85,17 +101,11 @@ def _point(text: str, ref: dt.date, archive_months: set[tuple[int, int]] | None)
     if m:
         d = dt.date(int(m[1]), int(m[2]), int(m[3]))
         return d, d
-    m = re.fullmatch(_MONTH_RE + r"\s+(\d{1,2})(?!\d)(?:st|nd|rd|th)?(?:,?\s+(\d{4}))?", t)
-    if m:
-        mon, day = MONTHS[m[1]], int(m[2])
-        y = int(m[3]) if m[3] else _pick_year(mon, ref, archive_months)
-        d = dt.date(y, mon, min(day, calendar.monthrange(y, mon)[1]))
-        return d, d
-    m = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?\s+" + _MONTH_RE + r"(?:,?\s+(\d{4}))?", t)
-    if m:
-        day, mon = int(m[1]), MONTHS[m[2]]
-        y = int(m[3]) if m[3] else _pick_year(mon, ref, archive_months)
-        d = dt.date(y, mon, min(day, calendar.monthrange(y, mon)[1]))
+    day = day_parts(t)
+    if day is not None:
+        year, mon, n = day
+        y = year if year is not None else _pick_year(mon, ref, archive_months)
+        d = dt.date(y, mon, min(n, calendar.monthrange(y, mon)[1]))
         return d, d
     m = re.fullmatch(_MONTH_RE + r"(?:,?\s+(\d{4}))?", t)
     if m:
@@ -113,6 +123,15 @@ _DATE_EXPR = (
     r"(\d{4}-\d{2}-\d{2}|" + _MONTH_RE + r"\s+\d{1,2}(?!\d)(?:st|nd|rd|th)?(?:,?\s+\d{4})?|\d{1,2}(?:st|nd|rd|th)?\s+" + _MONTH_RE
     + r"(?:,?\s+\d{4})?|" + _MONTH_RE + r"(?:,?\s+\d{4})?|(?:19|20)\d{2})"
 )
+_DATE_RE = re.compile(r"\b" + _DATE_EXPR + r"\b", re.I)
+
+
+def first_day(text: str, start: int = 0, end: int | None = None) -> tuple[int | None, int, int] | None:
+    """The first date expression in ``text[start:end]`` that names one day, as ``day_parts`` reads it."""
+    for m in _DATE_RE.finditer(text, start, len(text) if end is None else end):
+        if (day := day_parts(m.group(1))) is not None:
+            return day
+    return None
 
 
 # Words that read as dates but, capitalised inside a sentence, are part of a name ("Business Today",

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence, TypeVar
 
-from rag.dates import MONTHS
+from rag.dates import day_parts, first_day
 from rag.policy import is_yes_no_question
 from rag.text import STOPWORDS, words
 
@@ -266,13 +266,6 @@ def reports_named(question: str, outlets: Iterable[str]) -> dict[str, int]:
     return counts
 
 
-_MONTH_NAMES = "|".join(sorted(MONTHS, key=len, reverse=True))
-# A day: "October 7, 2023", "7th October 2023", "2023-10-07" (the year may be left out).
-_DAY = re.compile(rf"\b(?:(?P<m1>{_MONTH_NAMES})\.?\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?(?!\d)(?:,?\s+(?P<y1>\d{{4}}))?"
-                  rf"|(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>{_MONTH_NAMES})\.?(?:,?\s+(?P<y2>\d{{4}}))?"
-                  rf"|(?P<y3>\d{{4}})-(?P<m3>\d{{2}})-(?P<d3>\d{{2}}))\b", re.I)
-
-
 def stated_days(question: str, outlet: str, outlets: Iterable[str]) -> list[tuple[int | None, int, int]]:
     """The days the question gives for this outlet's reports, as (year or None, month, day): the first day written
     after a naming of it and before the next naming of any outlet ("the TechCrunch report on … published on
@@ -281,16 +274,9 @@ def stated_days(question: str, outlet: str, outlets: Iterable[str]) -> list[tupl
     starts = sorted(s for o in names for s, _ in _mentions(question, o))
     out = []
     for _, end in _mentions(question, outlet):
-        stop = next((s for s in starts if s >= end), len(question))
-        m = _DAY.search(question, end, stop)
-        if m is None:
-            continue
-        g = m.groupdict()
-        if g["y3"]:
-            out.append((int(g["y3"]), int(g["m3"]), int(g["d3"])))
-        else:
-            month, day, year = (g["m1"], g["d1"], g["y1"]) if g["m1"] else (g["m2"], g["d2"], g["y2"])
-            out.append((int(year) if year else None, MONTHS[month.lower()], int(day)))
+        day = first_day(question, end, next((s for s in starts if s >= end), len(question)))
+        if day is not None:
+            out.append(day)
     return out
 
 
@@ -307,11 +293,8 @@ def dated_first(items: Sequence[T], date_of: Callable[[T], str], days: Sequence[
 
 def on_day(iso_date: str, days: Iterable[tuple[int | None, int, int]]) -> bool:
     """Whether an article's date (ISO, or '') is one of ``days`` (a day without its year matches any year)."""
-    m = re.match(r"(\d{4})-(\d{2})-(\d{2})", iso_date or "")
-    if m is None:
-        return False
-    y, mo, d = int(m[1]), int(m[2]), int(m[3])
-    return any(mo == month and d == day and year in (None, y) for year, month, day in days)
+    got = day_parts((iso_date or "")[:10])
+    return got is not None and any(got[1:] == (month, day) and year in (None, got[0]) for year, month, day in days)
 
 
 # Words of a question that asks what the archive holds, not about something in particular.
